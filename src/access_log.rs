@@ -1,0 +1,125 @@
+//! The access log: one JSON line per request, written when the response — or the stream — ends.
+//!
+//! The record rides along with the response body, so a Server-Sent Events stream is logged when it
+//! closes (with its full duration), and a client that hangs up is logged when the body is dropped.
+//! Fields are fixed; the token itself is never a field.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Uri};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::body::ResponseBody;
+
+/// What is known about one request, filled in as it is handled.
+pub struct AccessRecord {
+    method: Method,
+    uri: Uri,
+    client_ip: IpAddr,
+    user_agent: Option<HeaderValue>,
+    start: Instant,
+    pub status: u16,
+    pub sub: Option<String>,
+    pub client_id: Option<String>,
+    /// Why the request was refused, when it was.
+    pub reason: Option<&'static str>,
+}
+
+impl AccessRecord {
+    pub fn new(
+        method: Method,
+        uri: Uri,
+        client_ip: IpAddr,
+        user_agent: Option<HeaderValue>,
+    ) -> AccessRecord {
+        AccessRecord {
+            method,
+            uri,
+            client_ip,
+            user_agent,
+            start: Instant::now(),
+            status: 0,
+            sub: None,
+            client_id: None,
+            reason: None,
+        }
+    }
+
+    fn write(&self, complete: bool) {
+        let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let user_agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok());
+        tracing::info!(
+            target: "mcp_gate::access",
+            method = %self.method,
+            path = self.uri.path(),
+            status = self.status,
+            duration_ms = (duration_ms * 1000.0).round() / 1000.0,
+            client_ip = %self.client_ip,
+            user_agent,
+            sub = self.sub.as_deref(),
+            client_id = self.client_id.as_deref(),
+            reason = self.reason,
+            complete,
+            "request"
+        );
+    }
+}
+
+/// A response body that writes its request's access log line when it ends or is dropped.
+pub struct LoggedBody {
+    inner: ResponseBody,
+    record: Option<AccessRecord>,
+}
+
+impl LoggedBody {
+    pub fn new(inner: ResponseBody, record: AccessRecord) -> LoggedBody {
+        LoggedBody {
+            inner,
+            record: Some(record),
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(record) = self.record.take() {
+            record.write(complete);
+        }
+    }
+}
+
+impl Body for LoggedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(Err(_))) => self.finish(false),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        // A body that was never polled to its end: either it was empty (HEAD, 204) or the client left.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
+    }
+}

@@ -1,0 +1,72 @@
+//! The authentication decision for one request: find the bearer token, get the keys, check the token.
+//!
+//! Everything that decides is pure ([`bearer`], [`token`], [`keys`]); this module adds the only two
+//! effects on the request path — reading the clock, and asking the [`jwks::JwksCache`] for fresher
+//! keys when a token names one the cache does not hold.
+
+pub mod bearer;
+pub mod discovery;
+pub mod fetch;
+pub mod jwks;
+pub mod keys;
+pub mod refusal;
+pub mod strict_json;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use refusal::Refusal;
+pub use token::{Policy, Verified};
+
+/// Checks requests against a policy with keys from a JWKS cache.
+pub struct Authenticator {
+    policy: Policy,
+    keys: Arc<jwks::JwksCache>,
+}
+
+impl Authenticator {
+    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>) -> Authenticator {
+        Authenticator { policy, keys }
+    }
+
+    pub fn keys(&self) -> &Arc<jwks::JwksCache> {
+        &self.keys
+    }
+
+    /// Decides on a request from its headers and query string.
+    pub async fn check(
+        &self,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Verified, Refusal> {
+        let token = bearer::extract(headers, query)?;
+        // Refuse what no key could make acceptable before touching the key cache, so an oversized or
+        // garbage token can never trigger a fetch.
+        if token.len() > self.policy.max_token_size {
+            return Err(Refusal::TokenTooLarge);
+        }
+        let keys = self
+            .keys
+            .keys_or_fetch()
+            .await
+            .ok_or(Refusal::KeysUnavailable)?;
+        match token::verify(token, &keys, &self.policy, unix_now()) {
+            Err(refusal) if refusal.may_be_key_rotation() => {
+                match self.keys.refresh_after_miss(&keys).await {
+                    Some(fresh) => token::verify(token, &fresh, &self.policy, unix_now()),
+                    None => Err(refusal),
+                }
+            }
+            decided => decided,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,216 @@
+//! Why a request was not let through: one value per reason, each with exactly one HTTP meaning.
+//!
+//! The status and error code follow RFC 6750 §3.1: a malformed request is `400 invalid_request`, a
+//! missing token is a bare `401` challenge, any token the gate cannot accept is `401 invalid_token`,
+//! a valid token without the needed rights is `403 insufficient_scope`. The log reason is precise; the
+//! description sent to the client is deliberately generic (no key ids, no timing hints).
+
+/// The outcome of a refused authentication, carried to the one place that builds responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` credential at all.
+    MissingToken,
+    /// The token was sent twice (two headers, or header and query).
+    MultipleTokens,
+    /// The token was sent in the URL (`?access_token=`), which MCP forbids.
+    TokenInQuery,
+    /// An `Authorization: Bearer` header that does not follow RFC 6750 §2.1.
+    MalformedAuthorization,
+    /// The token is larger than `MAX_TOKEN_SIZE`; it was not parsed.
+    TokenTooLarge,
+    /// Not a compact JWS: wrong segment count, bad base64url, bad JSON, duplicate JSON keys.
+    MalformedToken,
+    /// A JWE (five segments); the gate accepts signed tokens only.
+    EncryptedToken,
+    /// `alg` missing, `none`, HMAC, or outside `ALLOWED_ALGORITHMS`.
+    UnsupportedAlgorithm,
+    /// `typ` not acceptable under `ACCESS_TOKEN_TYPE`.
+    BadType,
+    /// A `crit` header the gate does not understand (RFC 7515 §4.1.11).
+    UnknownCritical,
+    /// No key with the token's `kid` fits its algorithm, even after a refresh.
+    UnknownKid,
+    /// No `kid`, and not exactly one key fits the algorithm.
+    AmbiguousKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// A registered claim has the wrong type (`exp` as a string, `aud` as a number, …).
+    MalformedClaims,
+    /// No `exp`; access tokens must expire (RFC 9068 §2.2).
+    MissingExpiry,
+    /// `exp` is past (beyond the clock skew).
+    Expired,
+    /// `nbf` is in the future (beyond the clock skew).
+    NotYetValid,
+    /// `iat` is in the future (beyond the clock skew).
+    IssuedInFuture,
+    /// `iss` differs from `EXPECTED_ISSUER`.
+    BadIssuer,
+    /// `aud` holds none of `EXPECTED_AUDIENCE`.
+    BadAudience,
+    /// A required scope is missing.
+    InsufficientScope,
+    /// A `REQUIRED_CLAIMS` rule is not met.
+    ClaimRuleFailed,
+    /// No signing keys could be loaded from the authorization server.
+    KeysUnavailable,
+}
+
+impl Refusal {
+    /// Every variant, for building the response table once.
+    pub const ALL: [Refusal; 23] = [
+        Refusal::MissingToken,
+        Refusal::MultipleTokens,
+        Refusal::TokenInQuery,
+        Refusal::MalformedAuthorization,
+        Refusal::TokenTooLarge,
+        Refusal::MalformedToken,
+        Refusal::EncryptedToken,
+        Refusal::UnsupportedAlgorithm,
+        Refusal::BadType,
+        Refusal::UnknownCritical,
+        Refusal::UnknownKid,
+        Refusal::AmbiguousKey,
+        Refusal::BadSignature,
+        Refusal::MalformedClaims,
+        Refusal::MissingExpiry,
+        Refusal::Expired,
+        Refusal::NotYetValid,
+        Refusal::IssuedInFuture,
+        Refusal::BadIssuer,
+        Refusal::BadAudience,
+        Refusal::InsufficientScope,
+        Refusal::ClaimRuleFailed,
+        Refusal::KeysUnavailable,
+    ];
+
+    /// Position in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        Refusal::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("listed in ALL")
+    }
+
+    /// The machine-readable reason written to the access log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "missing_token",
+            Refusal::MultipleTokens => "multiple_tokens",
+            Refusal::TokenInQuery => "token_in_query",
+            Refusal::MalformedAuthorization => "malformed_authorization",
+            Refusal::TokenTooLarge => "token_too_large",
+            Refusal::MalformedToken => "malformed_token",
+            Refusal::EncryptedToken => "encrypted_token",
+            Refusal::UnsupportedAlgorithm => "unsupported_alg",
+            Refusal::BadType => "bad_typ",
+            Refusal::UnknownCritical => "unknown_crit",
+            Refusal::UnknownKid => "unknown_kid",
+            Refusal::AmbiguousKey => "ambiguous_key",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::MalformedClaims => "malformed_claims",
+            Refusal::MissingExpiry => "missing_exp",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::IssuedInFuture => "iat_in_future",
+            Refusal::BadIssuer => "bad_issuer",
+            Refusal::BadAudience => "bad_audience",
+            Refusal::InsufficientScope => "insufficient_scope",
+            Refusal::ClaimRuleFailed => "claim_rule_failed",
+            Refusal::KeysUnavailable => "keys_unavailable",
+        }
+    }
+
+    /// HTTP status of the refusal.
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::MultipleTokens | Refusal::TokenInQuery | Refusal::MalformedAuthorization => {
+                400
+            }
+            Refusal::InsufficientScope | Refusal::ClaimRuleFailed => 403,
+            Refusal::KeysUnavailable => 503,
+            _ => 401,
+        }
+    }
+
+    /// The RFC 6750 `error` code; none for a request that simply carried no token (RFC 6750 §3.1).
+    pub fn error_code(self) -> Option<&'static str> {
+        match self.status() {
+            400 => Some("invalid_request"),
+            403 => Some("insufficient_scope"),
+            503 => None,
+            _ if self == Refusal::MissingToken => None,
+            _ => Some("invalid_token"),
+        }
+    }
+
+    /// The short, generic `error_description` sent to the client.
+    pub fn description(self) -> &'static str {
+        match self {
+            Refusal::MissingToken => "An access token is required",
+            Refusal::MultipleTokens => "The request carries more than one access token",
+            Refusal::TokenInQuery => {
+                "Access tokens must be sent in the Authorization header, not the URL"
+            }
+            Refusal::MalformedAuthorization => "The Authorization header is malformed",
+            Refusal::Expired => "The access token expired",
+            Refusal::NotYetValid | Refusal::IssuedInFuture => "The access token is not valid yet",
+            Refusal::BadAudience => "The access token was not issued for this resource",
+            Refusal::BadIssuer => {
+                "The access token was not issued by a trusted authorization server"
+            }
+            Refusal::InsufficientScope => "The access token lacks a required scope",
+            Refusal::ClaimRuleFailed => {
+                "The access token does not meet this resource's access policy"
+            }
+            Refusal::KeysUnavailable => {
+                "The authorization server's signing keys are unavailable; retry shortly"
+            }
+            _ => "The access token is invalid",
+        }
+    }
+
+    /// Whether a refreshed key set could turn this refusal into an acceptance (key rotation).
+    pub fn may_be_key_rotation(self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownKid | Refusal::BadSignature | Refusal::AmbiguousKey
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_a_distinct_reason_and_a_status_that_never_lets_through() {
+        let mut reasons: Vec<_> = Refusal::ALL.iter().map(|r| r.reason()).collect();
+        reasons.sort();
+        reasons.dedup();
+        assert_eq!(reasons.len(), Refusal::ALL.len());
+        for r in Refusal::ALL {
+            assert!(matches!(r.status(), 400 | 401 | 403 | 503), "{r:?}");
+            assert_eq!(Refusal::ALL[r.index()], r);
+        }
+    }
+
+    #[test]
+    fn descriptions_are_safe_to_quote_in_a_challenge() {
+        for r in Refusal::ALL {
+            assert!(!r.description().contains(['"', '\\', '\r', '\n']), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn error_codes_follow_rfc_6750() {
+        assert_eq!(Refusal::MissingToken.error_code(), None);
+        assert_eq!(Refusal::TokenInQuery.error_code(), Some("invalid_request"));
+        assert_eq!(Refusal::Expired.error_code(), Some("invalid_token"));
+        assert_eq!(
+            Refusal::InsufficientScope.error_code(),
+            Some("insufficient_scope")
+        );
+        assert_eq!(Refusal::KeysUnavailable.status(), 503);
+    }
+}

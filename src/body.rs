@@ -1,0 +1,66 @@
+//! The response body type: either bytes the gate made itself, or the upstream's stream passed through.
+//!
+//! An enum rather than a boxed trait object, so the proxied path costs no allocation for the body.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+/// A response body.
+pub enum ResponseBody {
+    /// A complete body built by the gate (metadata, challenges, errors).
+    Full(Full<Bytes>),
+    /// The upstream's body, streamed frame by frame as it arrives.
+    Upstream(Incoming),
+}
+
+impl ResponseBody {
+    pub fn empty() -> ResponseBody {
+        ResponseBody::Full(Full::new(Bytes::new()))
+    }
+}
+
+impl From<Bytes> for ResponseBody {
+    fn from(b: Bytes) -> Self {
+        ResponseBody::Full(Full::new(b))
+    }
+}
+
+impl From<&'static str> for ResponseBody {
+    fn from(s: &'static str) -> Self {
+        ResponseBody::Full(Full::new(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ResponseBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Full(b) => b.is_end_stream(),
+            ResponseBody::Upstream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(b) => b.size_hint(),
+            ResponseBody::Upstream(b) => b.size_hint(),
+        }
+    }
+}

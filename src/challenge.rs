@@ -1,0 +1,168 @@
+//! RFC 6750 responses: the status, `WWW-Authenticate` challenge and JSON body for every [`Refusal`].
+//!
+//! This is the only place that builds a refusal. Each response is prepared once at start, so a
+//! refused request (the path an attacker can drive) costs no formatting. Challenges follow R20 of our
+//! requirements: exactly one `Bearer` challenge, every value quoted, `resource_metadata` absolute and
+//! path-inserted (RFC 9728 §5.1), `scope` listing every required scope (MCP 2025-11-25).
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::auth::Refusal;
+use crate::body::ResponseBody;
+
+struct Prepared {
+    status: StatusCode,
+    challenge: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// Ready-made responses, one per refusal.
+pub struct Challenges {
+    prepared: Vec<Prepared>,
+}
+
+/// How long a client should wait before retrying while the IdP's keys are unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+impl Challenges {
+    /// `resource_metadata` is the absolute metadata URL; `scopes` are the required scopes.
+    pub fn new(resource_metadata: &str, scopes: &[String]) -> Challenges {
+        let scope = scopes.join(" ");
+        let prepared = Refusal::ALL
+            .iter()
+            .map(|&refusal| {
+                let mut params = Vec::new();
+                if let Some(code) = refusal.error_code() {
+                    params.push(format!("error=\"{code}\""));
+                    params.push(format!("error_description=\"{}\"", refusal.description()));
+                }
+                params.push(format!("resource_metadata=\"{resource_metadata}\""));
+                if !scope.is_empty() && refusal != Refusal::ClaimRuleFailed {
+                    params.push(format!("scope=\"{scope}\""));
+                }
+                let challenge = (refusal.status() != 503).then(|| {
+                    HeaderValue::from_str(&format!("Bearer {}", params.join(", ")))
+                        .expect("challenge parts are validated ASCII")
+                });
+                let error = match refusal.status() {
+                    503 => "temporarily_unavailable",
+                    _ => refusal.error_code().unwrap_or("invalid_token"),
+                };
+                let body =
+                    json!({"error": error, "error_description": refusal.description()}).to_string();
+                Prepared {
+                    status: StatusCode::from_u16(refusal.status()).expect("valid status"),
+                    challenge,
+                    body: Bytes::from(body),
+                }
+            })
+            .collect();
+        Challenges { prepared }
+    }
+
+    /// The response for `refusal`.
+    pub fn respond(&self, refusal: Refusal) -> Response<ResponseBody> {
+        let p = &self.prepared[refusal.index()];
+        let mut response = Response::new(ResponseBody::from(p.body.clone()));
+        *response.status_mut() = p.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(c) = &p.challenge {
+            headers.insert(WWW_AUTHENTICATE, c.clone());
+        }
+        if refusal == Refusal::KeysUnavailable {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+/// A gate-generated error that is not about authentication (bad gateway, body too large, …).
+pub fn error_response(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response<ResponseBody> {
+    let body = json!({"error": error, "error_description": description}).to_string();
+    let mut response = Response::new(ResponseBody::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRM: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+    fn header(c: &Challenges, r: Refusal) -> String {
+        c.respond(r)
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn missing_token_gets_a_bare_challenge_with_metadata_and_scope() {
+        let c = Challenges::new(PRM, &["mcp:tools".into(), "mcp:read".into()]);
+        assert_eq!(
+            header(&c, Refusal::MissingToken),
+            format!("Bearer resource_metadata=\"{PRM}\", scope=\"mcp:tools mcp:read\"")
+        );
+        let none = Challenges::new(PRM, &[]);
+        assert_eq!(
+            header(&none, Refusal::MissingToken),
+            format!("Bearer resource_metadata=\"{PRM}\"")
+        );
+    }
+
+    #[test]
+    fn each_refusal_gets_its_status_and_error_code() {
+        let c = Challenges::new(PRM, &["s1".into()]);
+        for r in Refusal::ALL {
+            let response = c.respond(r);
+            assert_eq!(response.status().as_u16(), r.status(), "{r:?}");
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            let h = header(&c, r);
+            match r.status() {
+                503 => {
+                    assert!(h.is_empty());
+                    assert_eq!(response.headers()[RETRY_AFTER], RETRY_AFTER_SECS);
+                }
+                _ => {
+                    assert!(h.starts_with("Bearer "), "{r:?}");
+                    assert_eq!(h.matches("resource_metadata=").count(), 1, "{r:?}");
+                    assert_eq!(h.matches("Bearer").count(), 1, "{r:?}");
+                    if let Some(code) = r.error_code() {
+                        assert!(h.contains(&format!("error=\"{code}\"")), "{r:?}: {h}");
+                    }
+                }
+            }
+        }
+        assert!(header(&c, Refusal::InsufficientScope).contains("scope=\"s1\""));
+    }
+
+    #[test]
+    fn bodies_are_small_json_objects() {
+        let c = Challenges::new(PRM, &[]);
+        for r in Refusal::ALL {
+            let Prepared { body, .. } = &c.prepared[r.index()];
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert!(
+                v["error"].is_string() && v["error_description"].is_string(),
+                "{r:?}"
+            );
+        }
+    }
+}

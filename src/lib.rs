@@ -1,0 +1,32 @@
+//! mcp-gate: an authentication gate for MCP servers.
+//!
+//! It sits in front of an MCP server and lets through only requests that carry an access token the
+//! configured authorization server issued for this resource. The map of the crate:
+//!
+//! - [`config`] — every setting, its variable, default and validation; parsed once into [`Config`].
+//! - [`server`] — the listener, the path of a request, graceful shutdown; [`serve`] is the entry point.
+//! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
+//! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),
+//!   [`auth::keys`] parses the JWKS, [`auth::jwks`] keeps it fresh, [`auth::discovery`] finds it.
+//! - [`challenge`] — the one place that turns an [`auth::Refusal`] into a 400/401/403/503 response.
+//! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
+//! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
+//! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
+
+pub mod access_log;
+pub mod auth;
+pub mod body;
+pub mod challenge;
+pub mod config;
+pub mod connector;
+pub mod cors;
+pub mod logging;
+pub mod metadata;
+pub mod proxy;
+pub mod server;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
+
+pub use config::{Config, ConfigError};
+pub use server::serve;

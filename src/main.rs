@@ -1,0 +1,115 @@
+//! The `mcp-gate` binary: reads configuration, sets up logging, serves until SIGTERM/SIGINT.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, Command};
+use mcp_gate::config::SETTINGS;
+use mcp_gate::Config;
+
+/// `--kebab-case` flag for a variable name.
+fn flag(var: &str) -> String {
+    var.to_ascii_lowercase().replace('_', "-")
+}
+
+fn cli() -> Command {
+    let mut cmd = Command::new("mcp-gate")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Authentication gate for MCP servers: RFC 9728 metadata, Bearer JWT checks, streaming reverse proxy")
+        .after_help("Every option can also be set by the environment variable shown; flags take precedence.");
+    for s in SETTINGS {
+        let mut arg = Arg::new(s.var)
+            .long(flag(s.var))
+            .env(s.var)
+            .value_name("VALUE")
+            .help(s.help)
+            .action(ArgAction::Set);
+        if let Some(default) = s.default {
+            arg = arg.default_value(default);
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+fn main() -> ExitCode {
+    let matches = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let vars: HashMap<String, String> = SETTINGS
+        .iter()
+        .filter_map(|s| {
+            matches
+                .get_one::<String>(s.var)
+                .map(|v| (s.var.to_string(), v.clone()))
+        })
+        .collect();
+    let (config, warnings) = match Config::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mcp-gate: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    mcp_gate::logging::init(&config.log_level, config.log_format);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-gate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|e| format!("cannot listen on LISTEN_ADDR={}: {e}", config.listen_addr))?;
+        mcp_gate::serve(listener, config, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("mcp-gate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes, Docker) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,284 @@
+//! The streaming reverse proxy to the upstream MCP server.
+//!
+//! Bodies stream both ways, frame by frame, with no buffering and no idle timeout (an SSE stream lives
+//! as long as the upstream keeps it open); only the wait for the upstream's response headers is
+//! bounded. Hop-by-hop headers are dropped (RFC 9110 §7.6.1); `Host` becomes the upstream's authority
+//! (MCP SDK servers refuse a foreign `Host` with 421) and the original goes in `X-Forwarded-Host`;
+//! every other header, `Mcp-*` included, passes unchanged. The client's `Authorization` is removed
+//! unless `FORWARD_TOKEN=true`: MCP forbids token passthrough. Dropping the client's response (a
+//! hang-up) drops the upstream request with it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::body::ResponseBody;
+use crate::challenge::error_response;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Forwards accepted requests to one upstream.
+pub struct Proxy {
+    client: Client<HttpsConnector<HttpConnector>, Limited<Incoming>>,
+    /// `scheme://authority/base-path` without a trailing slash; the request's path is appended.
+    base: String,
+    /// The upstream's authority, sent as `Host`.
+    host: HeaderValue,
+    forward_token: bool,
+    timeout: Duration,
+    max_body: u64,
+}
+
+/// How the proxy is set up.
+pub struct ProxySettings {
+    pub upstream: url::Url,
+    pub forward_token: bool,
+    /// Time allowed for the upstream's response headers.
+    pub timeout: Duration,
+    pub max_body: u64,
+}
+
+impl Proxy {
+    pub fn new(settings: ProxySettings) -> Proxy {
+        let upstream = &settings.upstream;
+        let authority = match upstream.port() {
+            Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or_default()),
+            None => upstream.host_str().unwrap_or_default().to_string(),
+        };
+        let base = format!(
+            "{}://{}{}",
+            upstream.scheme(),
+            authority,
+            upstream.path().trim_end_matches('/')
+        );
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(crate::connector::https_connector(
+                settings.timeout.min(Duration::from_secs(10)),
+            ));
+        Proxy {
+            client,
+            base,
+            host: HeaderValue::from_str(&authority)
+                .expect("a URL authority is a valid header value"),
+            forward_token: settings.forward_token,
+            timeout: settings.timeout,
+            max_body: settings.max_body,
+        }
+    }
+
+    /// Sends `request` upstream and returns its response, or the gate's 413/502/504.
+    pub async fn forward(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        tls: bool,
+    ) -> Response<ResponseBody> {
+        let (mut parts, body) = request.into_parts();
+
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body) {
+            return too_large();
+        }
+
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let uri: Uri = match format!("{}{}", self.base, path_and_query).parse() {
+            Ok(u) => u,
+            Err(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request target is malformed",
+                )
+            }
+        };
+        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+
+        let headers = &mut parts.headers;
+        strip_hop_by_hop(headers);
+        if !self.forward_token {
+            headers.remove(header::AUTHORIZATION);
+        }
+        headers.remove(header::PROXY_AUTHORIZATION);
+        headers.insert(header::HOST, self.host.clone());
+        match original_host {
+            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+        append_forwarded_for(headers, client);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(
+                X_FORWARDED_PROTO.clone(),
+                HeaderValue::from_static(if tls { "https" } else { "http" }),
+            );
+        }
+        parts.uri = uri;
+        // The upstream leg is HTTP/1.1 whatever the client spoke.
+        parts.version = Version::HTTP_11;
+
+        let upstream_request =
+            Request::from_parts(parts, Limited::new(body, self.max_body as usize));
+        let response = match tokio::time::timeout(
+            self.timeout,
+            self.client.request(upstream_request),
+        )
+        .await
+        {
+            Err(_) => {
+                return error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    "The upstream MCP server did not answer in time",
+                )
+            }
+            Ok(Err(e)) if is_length_limit(&e) => return too_large(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %crate::auth::fetch::error_chain(&e), "upstream request failed");
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    "The upstream MCP server could not be reached",
+                );
+            }
+            Ok(Ok(r)) => r,
+        };
+
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let is_event_stream = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+        if is_event_stream && !parts.headers.contains_key(&X_ACCEL_BUFFERING) {
+            // Tells a buffering front proxy (nginx and friends) to pass events through as they come.
+            parts
+                .headers
+                .insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
+        }
+        Response::from_parts(parts, ResponseBody::Upstream(body))
+    }
+}
+
+fn too_large() -> Response<ResponseBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        "The request body exceeds the gate's limit",
+    )
+}
+
+fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Removes the headers that describe one connection rather than the message (RFC 9110 §7.6.1),
+/// including any the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+        &header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip().to_string();
+    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("mcp-session-id", HeaderValue::from_static("abc"));
+        h.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-11-25"),
+        );
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["mcp-protocol-version", "mcp-session-id"]);
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let mut h = HeaderMap::new();
+        let addr: SocketAddr = "10.0.0.7:5555".parse().unwrap();
+        append_forwarded_for(&mut h, addr);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7");
+        append_forwarded_for(&mut h, addr);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7, 10.0.0.7");
+    }
+}

@@ -1,0 +1,273 @@
+//! The listener and the path of one request: public routes, origin policy, authentication, proxy.
+//!
+//! ```text
+//! request ─► metadata paths ─► RFC 9728 document (public)
+//!          ├ health paths   ─► /healthz, /readyz (public)
+//!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
+//!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
+//!                         └─ accepted ─► proxy ─► upstream (streamed)
+//! ```
+//! Connections are HTTP/1.1 or HTTP/2 (prior knowledge), with a bound on the header block and on the
+//! time to send it. Shutdown stops accepting, lets in-flight requests finish for `SHUTDOWN_TIMEOUT`,
+//! then closes what is left (SSE streams never end on their own).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::access_log::{AccessRecord, LoggedBody};
+use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
+use crate::auth::Authenticator;
+use crate::body::ResponseBody;
+use crate::challenge::{error_response, Challenges};
+use crate::config::Config;
+use crate::cors::{Cors, OriginCheck};
+use crate::metadata::Metadata;
+use crate::proxy::{Proxy, ProxySettings};
+
+/// Everything a request needs, shared by all connections.
+pub struct Gate {
+    metadata: Metadata,
+    challenges: Challenges,
+    auth: Authenticator,
+    proxy: Proxy,
+    cors: Cors,
+    health_path: String,
+    ready_path: String,
+}
+
+impl Gate {
+    /// Builds the gate from a validated configuration. Nothing is fetched yet.
+    pub fn new(config: &Config) -> Gate {
+        let metadata = Metadata::new(config);
+        let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
+        let source = match &config.jwks_uri {
+            Some(uri) => KeySource::Fixed(uri.to_string()),
+            None => KeySource::Discover {
+                issuer: config.authorization_servers[0].clone(),
+                allow_insecure: config.allow_insecure_http,
+            },
+        };
+        let keys = Arc::new(JwksCache::new(JwksSettings {
+            source,
+            algorithms: config.policy.algorithms.clone(),
+            refresh_interval: config.jwks_refresh_interval,
+            min_refresh_interval: config.jwks_min_refresh_interval,
+            fetch_timeout: config.jwks_fetch_timeout,
+        }));
+        Gate {
+            metadata,
+            challenges,
+            auth: Authenticator::new(config.policy.clone(), keys),
+            proxy: Proxy::new(ProxySettings {
+                upstream: config.upstream.clone(),
+                forward_token: config.forward_token,
+                timeout: config.upstream_timeout,
+                max_body: config.max_request_body,
+            }),
+            cors: Cors::new(
+                &config.cors_allowed_origins,
+                config.resource.origin().ascii_serialization(),
+            ),
+            health_path: config.health_path.clone(),
+            ready_path: config.ready_path.clone(),
+        }
+    }
+
+    /// The signing-key cache (to run its refresher, or to ask whether it is ready).
+    pub fn keys(&self) -> &Arc<JwksCache> {
+        self.auth.keys()
+    }
+
+    /// Handles one request and attaches its access-log record to the response body.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<LoggedBody> {
+        let mut record = AccessRecord::new(
+            request.method().clone(),
+            request.uri().clone(),
+            client.ip(),
+            request.headers().get(USER_AGENT).cloned(),
+        );
+        let response = self.route(request, client, &mut record).await;
+        record.status = response.status().as_u16();
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, LoggedBody::new(body, record))
+    }
+
+    async fn route(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+        record: &mut AccessRecord,
+    ) -> Response<ResponseBody> {
+        let path = request.uri().path();
+        if self.metadata.serves(path) {
+            return self.metadata.respond(request.method());
+        }
+        if path == self.health_path && is_read(request.method()) {
+            return status_json(StatusCode::OK, r#"{"status":"ok"}"#);
+        }
+        if path == self.ready_path && is_read(request.method()) {
+            return if self.keys().is_ready() {
+                status_json(StatusCode::OK, r#"{"status":"ready"}"#)
+            } else {
+                status_json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"status":"not ready","reason":"the authorization server's signing keys have not loaded yet"}"#,
+                )
+            };
+        }
+
+        let origin = match self.cors.check(request.headers()) {
+            OriginCheck::Forbidden => {
+                record.reason = Some("forbidden_origin");
+                return error_response(
+                    StatusCode::FORBIDDEN,
+                    "forbidden_origin",
+                    "Requests from this origin are not allowed",
+                );
+            }
+            OriginCheck::Allowed(origin)
+                if Cors::is_preflight(request.method(), request.headers()) =>
+            {
+                return self.cors.preflight(origin, request.headers());
+            }
+            OriginCheck::Allowed(origin) => Some(origin),
+            OriginCheck::Absent => None,
+        };
+
+        let mut response = match self
+            .auth
+            .check(request.headers(), request.uri().query())
+            .await
+        {
+            Err(refusal) => {
+                record.reason = Some(refusal.reason());
+                self.challenges.respond(refusal)
+            }
+            Ok(identity) => {
+                record.sub = identity.sub;
+                record.client_id = identity.client_id;
+                if origin.is_some() {
+                    // The gate has enforced the origin policy; upstream SDK servers apply their own
+                    // localhost-only rule to `Origin` and would refuse every browser request.
+                    request.headers_mut().remove(ORIGIN);
+                }
+                self.proxy.forward(request, client, false).await
+            }
+        };
+        if let Some(origin) = origin {
+            Cors::decorate(&mut response, origin);
+        }
+        response
+    }
+}
+
+fn is_read(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+fn status_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::from(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains for up to `SHUTDOWN_TIMEOUT`.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let gate = Arc::new(Gate::new(&config));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let refresher = tokio::spawn(gate.keys().clone().run(stopped(stop_rx.clone())));
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_size);
+    builder.http2().timer(TokioTimer::new());
+
+    let graceful = GracefulShutdown::new();
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        resource = %config.resource_uri,
+        upstream = %config.upstream,
+        metadata = %gate.metadata.url(),
+        "mcp-gate listening"
+    );
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gate = gate.clone();
+        let service = service_fn(move |request| {
+            let gate = gate.clone();
+            async move { Ok::<_, Infallible>(gate.handle(request, client).await) }
+        });
+        let connection = graceful.watch(
+            builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned(),
+        );
+        let mut force_close = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                _ = force_close.wait_for(|stop| *stop) => {}
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: no new connections, draining in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(config.shutdown_timeout) => {
+            tracing::warn!("shutdown timeout reached; closing the remaining connections");
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
