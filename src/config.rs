@@ -27,7 +27,7 @@ const fn s(var: &'static str, default: Option<&'static str>, help: &'static str)
 }
 
 /// The allow-list used when `ALLOWED_ALGORITHMS` is unset: every asymmetric JWS algorithm in common use.
-pub const DEFAULT_ALGORITHMS: &str = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA";
+pub const DEFAULT_ALGORITHMS: &str = "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
 
 /// The table every other part of configuration is derived from (flags, help, defaults).
 pub const SETTINGS: &[Setting] = &[

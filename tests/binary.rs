@@ -1,0 +1,207 @@
+//! The `mcp-gate` binary as an operator runs it: configuration errors, `--help`, the JSON access log,
+//! and SIGTERM.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
+
+fn run_with_env(env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_variable() {
+    let base = [
+        ("UPSTREAM_URL", "http://127.0.0.1:3000"),
+        ("RESOURCE_URI", "https://mcp.example.com/mcp"),
+        ("AUTHORIZATION_SERVER", "https://idp.example.com"),
+    ];
+    let cases: &[(&str, &str)] = &[
+        ("UPSTREAM_URL", ""),
+        ("CLOCK_SKEW", "soon"),
+        ("RESOURCE_URI", "https://mcp.example.com/mcp/"),
+        ("LISTEN_ADDR", "nowhere"),
+        ("ALLOWED_ALGORITHMS", "HS256"),
+    ];
+    for (var, value) in cases {
+        let mut env: Vec<(&str, &str)> = base.iter().filter(|(k, _)| k != var).copied().collect();
+        if !value.is_empty() {
+            env.push((var, value));
+        }
+        let out = run_with_env(&env);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn flags_mirror_the_environment_and_help_shows_defaults() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in mcp_gate::config::SETTINGS {
+        let flag = format!("--{}", s.var.to_ascii_lowercase().replace('_', "-"));
+        assert!(help.contains(&flag), "{flag}");
+        assert!(help.contains(&format!("env: {}", s.var)), "{}", s.var);
+        if let Some(d) = s.default {
+            assert!(
+                help.contains(&format!("default: {d}")),
+                "{} default {d}",
+                s.var
+            );
+        }
+    }
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    // A flag wins over the environment.
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("UPSTREAM_URL", "http://127.0.0.1:3000")
+        .env("RESOURCE_URI", "https://mcp.example.com/mcp")
+        .env("AUTHORIZATION_SERVER", "https://idp.example.com")
+        .env("CLOCK_SKEW", "30s")
+        .args(["--clock-skew", "bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLOCK_SKEW=\"bogus\""));
+}
+
+#[tokio::test]
+async fn access_log_is_one_json_line_per_request_without_the_token_and_sigterm_exits_0() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("UPSTREAM_URL", upstream.url())
+        .env("RESOURCE_URI", &resource)
+        .env("AUTHORIZATION_SERVER", &idp.issuer)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+            && get(&format!("{base}/readyz"), &[]).await.status == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready, "binary became ready");
+
+    let token = key.token(&claims(&idp.issuer, &resource));
+    let expired = key.token(&{
+        let mut c = claims(&idp.issuer, &resource);
+        c["exp"] = serde_json::json!(now() - 3600);
+        c
+    });
+    let a = post(
+        &format!("{base}/mcp?secret=q"),
+        &[
+            ("authorization", &bearer(&token)),
+            ("user-agent", "test-agent/1"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        post(
+            &format!("{base}/mcp"),
+            &[("authorization", &bearer(&expired))],
+            ""
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(post(&format!("{base}/mcp"), &[], "").await.status, 401);
+
+    sigterm(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+
+    let lines: Vec<String> = rx.try_iter().collect();
+    let all = lines.join("\n");
+    assert!(
+        !all.contains(&token) && !all.contains(&expired),
+        "a raw token was logged"
+    );
+    let access: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .filter(|v| v["msg"] == "request")
+        .collect();
+    let mcp: Vec<&Value> = access.iter().filter(|v| v["path"] == "/mcp").collect();
+    assert_eq!(mcp.len(), 3, "{all}");
+    let ok = mcp[0];
+    for field in [
+        "ts",
+        "level",
+        "method",
+        "path",
+        "status",
+        "duration_ms",
+        "client_ip",
+        "user_agent",
+        "sub",
+        "client_id",
+    ] {
+        assert!(!ok[field].is_null(), "{field} in {ok}");
+    }
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["sub"], "alice");
+    assert_eq!(ok["client_id"], "client-1");
+    assert_eq!(ok["user_agent"], "test-agent/1");
+    assert_eq!(ok["path"], "/mcp", "no query string in the log");
+    assert_eq!(mcp[1]["reason"], "expired");
+    assert_eq!(mcp[2]["reason"], "missing_token");
+}
+
+/// Sends SIGTERM via the `kill` command (no libc dependency needed for one signal).
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

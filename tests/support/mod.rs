@@ -1,0 +1,506 @@
+//! Shared helpers for the integration tests: a controllable identity provider (metadata + JWKS), a
+//! recording upstream (JSON and SSE), a gate started in-process on an ephemeral port, and a client.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+pub use mcp_gate::test_support::{jwks, TestKey};
+
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> BoxBody {
+    Full::new(b.into()).boxed()
+}
+
+/// Serves `handler` on 127.0.0.1:0 until the returned guard is dropped.
+async fn spawn_server<F, Fut>(handler: F) -> (SocketAddr, oneshot::Sender<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<BoxBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                _ = &mut stop_rx => return,
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, stop_tx)
+}
+
+/// How the test identity provider answers JWKS requests.
+#[derive(Clone)]
+pub enum JwksBehaviour {
+    /// The given JWKS document, with an optional Cache-Control header.
+    Serve(String),
+    /// HTTP 500.
+    Fail,
+    /// 200 with this body (HTML, truncated JSON, …).
+    Garbage(String),
+    /// Never answers.
+    Stall,
+}
+
+/// An identity provider with RFC 8414 metadata and a JWKS whose behaviour tests change at will.
+pub struct TestIdp {
+    pub addr: SocketAddr,
+    pub issuer: String,
+    behaviour: Arc<Mutex<JwksBehaviour>>,
+    jwks_fetches: Arc<AtomicUsize>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestIdp {
+    pub async fn start(initial: JwksBehaviour) -> TestIdp {
+        TestIdp::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), initial).await
+    }
+
+    /// Starts on a given listener (to bring an IdP "up" on an address the gate already knows).
+    pub async fn start_on(listener: TcpListener, initial: JwksBehaviour) -> TestIdp {
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let issuer = format!("http://{addr}");
+        let behaviour = Arc::new(Mutex::new(initial));
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let (b, f, iss) = (behaviour.clone(), jwks_fetches.clone(), issuer.clone());
+        let handler = move |req: Request<Incoming>| {
+            let (b, f, iss) = (b.clone(), f.clone(), iss.clone());
+            async move {
+                match req.uri().path() {
+                    "/.well-known/oauth-authorization-server"
+                    | "/.well-known/openid-configuration" => {
+                        let doc = json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks"),
+                                         "authorization_endpoint": format!("{iss}/auth"),
+                                         "token_endpoint": format!("{iss}/token")});
+                        json_response(StatusCode::OK, &doc)
+                    }
+                    "/jwks" => {
+                        f.fetch_add(1, Ordering::SeqCst);
+                        let current = b.lock().unwrap().clone();
+                        match current {
+                            JwksBehaviour::Serve(doc) => Response::builder()
+                                .header("content-type", "application/json")
+                                .body(full(doc))
+                                .unwrap(),
+                            JwksBehaviour::Fail => {
+                                Response::builder().status(500).body(full("oops")).unwrap()
+                            }
+                            JwksBehaviour::Garbage(body) => {
+                                Response::builder().body(full(body)).unwrap()
+                            }
+                            JwksBehaviour::Stall => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                Response::new(full(""))
+                            }
+                        }
+                    }
+                    _ => Response::builder().status(404).body(full("")).unwrap(),
+                }
+            }
+        };
+        // Bind again on the same port (the caller's listener was only a reservation).
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let (stop_tx, stop_rx) = oneshot::channel();
+        serve_on(listener, handler, stop_rx);
+        TestIdp {
+            addr,
+            issuer,
+            behaviour,
+            jwks_fetches,
+            _stop: stop_tx,
+        }
+    }
+
+    pub fn set(&self, behaviour: JwksBehaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    pub fn serve_keys(&self, keys: &[&TestKey]) {
+        self.set(JwksBehaviour::Serve(jwks(keys)));
+    }
+
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+}
+
+fn serve_on<F, Fut>(listener: TcpListener, handler: F, mut stop_rx: oneshot::Receiver<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<BoxBody>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                _ = &mut stop_rx => return,
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+pub fn json_response(status: StatusCode, v: &Value) -> Response<BoxBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(v.to_string()))
+        .unwrap()
+}
+
+/// What the upstream saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// An MCP-ish upstream that records every request. Paths:
+/// - `/sse`: an SSE stream; sends `event 1`, then waits for [`TestUpstream::release`] before `event 2`.
+/// - `/status/NNN`: answers with that status.
+/// - `/slow`: answers after 10 s.
+/// - anything else: 200 JSON echo of the request, with an `Mcp-Session-Id` response header.
+pub struct TestUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    release: Arc<Notify>,
+    /// Set when an SSE stream's body is dropped by the gate (client went away).
+    pub sse_closed: Arc<Notify>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestUpstream {
+    pub async fn start() -> TestUpstream {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(Notify::new());
+        let sse_closed = Arc::new(Notify::new());
+        let (s, r, c) = (seen.clone(), release.clone(), sse_closed.clone());
+        let handler = move |req: Request<Incoming>| {
+            let (s, r, c) = (s.clone(), r.clone(), c.clone());
+            async move {
+                let (parts, body) = req.into_parts();
+                let path = parts.uri.path().to_string();
+                let body = if path == "/sse" {
+                    Bytes::new()
+                } else {
+                    body.collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default()
+                };
+                s.lock().unwrap().push(Seen {
+                    method: parts.method.clone(),
+                    path_and_query: parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
+                    headers: parts.headers.clone(),
+                    body: body.clone(),
+                });
+                if path == "/sse" {
+                    let (tx, rx) = mpsc::channel::<Bytes>(4);
+                    tokio::spawn(async move {
+                        let _ = tx.send(Bytes::from("data: event 1\n\n")).await;
+                        tokio::select! {
+                            _ = r.notified() => {
+                                let _ = tx.send(Bytes::from("data: event 2\n\n")).await;
+                                tx.closed().await;
+                            }
+                            _ = tx.closed() => {}
+                        }
+                        c.notify_one();
+                    });
+                    return Response::builder()
+                        .header("content-type", "text/event-stream")
+                        .header("mcp-session-id", "sess-sse")
+                        .body(BodyExt::boxed(ChannelBody(rx)))
+                        .unwrap();
+                }
+                if let Some(code) = path.strip_prefix("/status/") {
+                    let status = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
+                    return Response::builder().status(status).body(full("")).unwrap();
+                }
+                if path == "/slow" {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                let headers: serde_json::Map<String, Value> = parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or(""))))
+                    .collect();
+                let mut resp = json_response(
+                    StatusCode::OK,
+                    &json!({"path": parts.uri.to_string(), "method": parts.method.as_str(), "headers": headers,
+                            "body": String::from_utf8_lossy(&body)}),
+                );
+                resp.headers_mut()
+                    .insert("mcp-session-id", "sess-1".parse().unwrap());
+                resp
+            }
+        };
+        let (addr, stop) = spawn_server(handler).await;
+        TestUpstream {
+            addr,
+            seen,
+            release,
+            sse_closed,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Lets the SSE stream send its next event.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+}
+
+/// A body fed by a channel; dropping it (the gate hung up) closes the channel.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A gate running in-process.
+pub struct TestGate {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub const RESOURCE_PATH: &str = "/mcp";
+
+impl TestGate {
+    /// Starts a gate in front of `upstream` trusting `idp`, with extra settings.
+    pub async fn start(idp: &TestIdp, upstream: &TestUpstream, extra: &[(&str, &str)]) -> TestGate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("UPSTREAM_URL".into(), upstream.url());
+        vars.insert(
+            "RESOURCE_URI".into(),
+            format!("http://{addr}{RESOURCE_PATH}"),
+        );
+        vars.insert("AUTHORIZATION_SERVER".into(), idp.issuer.clone());
+        vars.insert("JWKS_MIN_REFRESH_INTERVAL".into(), "1s".into());
+        vars.insert("JWKS_FETCH_TIMEOUT".into(), "1s".into());
+        vars.insert("SHUTDOWN_TIMEOUT".into(), "1s".into());
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let (config, _) = mcp_gate::Config::from_vars(&vars).expect("valid test config");
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let done = tokio::spawn(mcp_gate::serve(listener, config, async {
+            let _ = stop_rx.await;
+        }));
+        TestGate {
+            addr,
+            stop: Some(stop_tx),
+            done: Some(done),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn resource(&self) -> String {
+        self.url(RESOURCE_PATH)
+    }
+
+    /// Polls `/readyz` until it answers 200 (or panics after 5 s).
+    pub async fn wait_ready(&self) {
+        self.wait_ready_at("/readyz").await
+    }
+
+    /// Polls a readiness path until it answers 200 (or panics after 5 s).
+    pub async fn wait_ready_at(&self, path: &str) {
+        for _ in 0..250 {
+            if get(&self.url(path), &[]).await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gate never became ready");
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub async fn shutdown(mut self) -> Duration {
+        let started = std::time::Instant::now();
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap().unwrap();
+        started.elapsed()
+    }
+}
+
+impl Drop for TestGate {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A complete response.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+fn client() -> Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends a request and reads the whole response (bounded to 10 s).
+pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), client().request(request))
+        .await
+        .expect("response within 10 s")
+        .expect("request succeeds");
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("body within 10 s")
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
+    send(Method::GET, url, headers, "").await
+}
+
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    send(Method::POST, url, headers, body).await
+}
+
+/// Opens a request and returns the response head with the body still streaming.
+pub async fn open(method: Method, url: &str, headers: &[(&str, &str)]) -> Response<Incoming> {
+    let mut builder = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    client()
+        .request(builder.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Reads the next data frame of a streaming body (bounded wait).
+pub async fn next_chunk(body: &mut Incoming, wait: Duration) -> Option<Bytes> {
+    loop {
+        let frame = tokio::time::timeout(wait, body.frame()).await.ok()??.ok()?;
+        if let Ok(data) = frame.into_data() {
+            return Some(data);
+        }
+    }
+}
+
+pub const NOW_SKEW: u64 = 0;
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Standard valid claims for a gate at `resource` trusting `issuer`.
+pub fn claims(issuer: &str, resource: &str) -> Value {
+    json!({"iss": issuer, "aud": resource, "sub": "alice", "client_id": "client-1",
+           "exp": now() + 300, "iat": now(), "scope": "mcp:tools"})
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
