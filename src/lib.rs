@@ -12,6 +12,7 @@
 //! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
+//! - [`healthcheck`] — the `mcp-gate healthcheck` probe for container health checks.
 
 pub mod access_log;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod challenge;
 pub mod config;
 pub mod connector;
 pub mod cors;
+pub mod healthcheck;
 pub mod logging;
 pub mod metadata;
 pub mod proxy;

@@ -16,7 +16,11 @@ fn cli() -> Command {
     let mut cmd = Command::new("mcp-gate")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Authentication gate for MCP servers: RFC 9728 metadata, Bearer JWT checks, streaming reverse proxy")
-        .after_help("Every option can also be set by the environment variable shown; flags take precedence.");
+        .after_help("Every option can also be set by the environment variable shown; flags take precedence.")
+        .subcommand(
+            Command::new("healthcheck")
+                .about("Exit 0 when the gate at LISTEN_ADDR answers 200 on READY_PATH (for container health checks)"),
+        );
     for s in SETTINGS {
         let mut arg = Arg::new(s.var)
             .long(flag(s.var))
@@ -44,6 +48,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    if matches.subcommand_name() == Some("healthcheck") {
+        return healthcheck(&matches);
+    }
     let vars: HashMap<String, String> = SETTINGS
         .iter()
         .filter_map(|s| {
@@ -87,6 +94,44 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("mcp-gate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Probes the local gate's readiness path; only LISTEN_ADDR and READY_PATH matter here.
+fn healthcheck(matches: &clap::ArgMatches) -> ExitCode {
+    let listen = matches
+        .get_one::<String>("LISTEN_ADDR")
+        .map(String::as_str)
+        .unwrap_or("0.0.0.0:8080");
+    let path = matches
+        .get_one::<String>("READY_PATH")
+        .map(String::as_str)
+        .unwrap_or("/readyz");
+    let Ok(listen) = listen.parse() else {
+        eprintln!("mcp-gate healthcheck: LISTEN_ADDR={listen:?} is not an address:port");
+        return ExitCode::from(2);
+    };
+    let addr = mcp_gate::healthcheck::probe_addr(listen);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = runtime.map(|rt| {
+        rt.block_on(mcp_gate::healthcheck::probe(
+            addr,
+            path,
+            std::time::Duration::from_secs(3),
+        ))
+    });
+    match result {
+        Ok(Ok(200)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("mcp-gate healthcheck: {addr}{path} answered {status}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("mcp-gate healthcheck: {addr}{path}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -154,11 +154,31 @@ async fn access_log_is_one_json_line_per_request_without_the_token_and_sigterm_e
     );
     assert_eq!(post(&format!("{base}/mcp"), &[], "").await.status, 401);
 
+    let healthcheck = |listen: String| {
+        Command::new(BIN)
+            .env_clear()
+            .env("LISTEN_ADDR", listen)
+            .arg("healthcheck")
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(
+        healthcheck(format!("0.0.0.0:{port}")),
+        Some(0),
+        "healthcheck of a ready gate"
+    );
+
     sigterm(child.id());
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+    assert_eq!(
+        healthcheck(format!("127.0.0.1:{port}")),
+        Some(1),
+        "healthcheck of a stopped gate"
+    );
 
     let lines: Vec<String> = rx.try_iter().collect();
     let all = lines.join("\n");
