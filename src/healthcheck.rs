@@ -25,7 +25,7 @@ pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::
         let mut stream = TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: mcp-gate-healthcheck\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
-        let mut head = vec![0u8; 64];
+        let mut head = [0u8; 64];
         let mut read = 0;
         while read < 12 {
             let n = stream.read(&mut head[read..]).await?;
