@@ -169,6 +169,11 @@ pub const SETTINGS: &[Setting] = &[
         "Cache-Control max-age of the protected resource metadata",
     ),
     s(
+        "TOKEN_CACHE_SIZE",
+        Some("10000"),
+        "Verified tokens remembered to skip repeat signature checks; 0 disables",
+    ),
+    s(
         "CORS_ALLOWED_ORIGINS",
         None,
         "Browser origins allowed to call the MCP endpoint, comma-separated",
@@ -245,6 +250,8 @@ pub struct Config {
     pub metadata_max_age: Duration,
     /// Exact origins (scheme://host[:port]) browsers may call the MCP endpoint from.
     pub cors_allowed_origins: Vec<String>,
+    /// Capacity of the verified-token cache (0 = off).
+    pub token_cache_size: usize,
     pub log_level: String,
     pub log_format: LogFormat,
 }
@@ -599,6 +606,16 @@ impl Config {
             ready_path: path("READY_PATH")?,
             metadata_max_age: v.duration("METADATA_MAX_AGE")?,
             cors_allowed_origins,
+            token_cache_size: {
+                let raw = v.required("TOKEN_CACHE_SIZE", "a number of tokens")?;
+                raw.parse().map_err(|_| {
+                    invalid(
+                        "TOKEN_CACHE_SIZE",
+                        raw,
+                        "a whole number of tokens (0 disables the cache)",
+                    )
+                })?
+            },
             log_level,
             log_format,
         };

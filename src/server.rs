@@ -70,7 +70,7 @@ impl Gate {
         Gate {
             metadata,
             challenges,
-            auth: Authenticator::new(config.policy.clone(), keys),
+            auth: Authenticator::new(config.policy.clone(), keys, config.token_cache_size),
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,

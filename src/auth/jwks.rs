@@ -10,6 +10,7 @@
 //!   timeout.
 //! - A failed refresh, or one that returns garbage or an empty set, keeps the last good keys.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,8 @@ pub struct JwksCache {
     /// Held for the duration of one fetch: this is what makes refreshes single-flight. The hot path
     /// never takes it; only requests that need fresh keys wait on it, bounded by the fetch timeout.
     flight: Mutex<Flight>,
+    /// Numbers the installed key sets (see [`KeySet::generation`]).
+    generations: AtomicU64,
 }
 
 impl JwksCache {
@@ -94,6 +97,7 @@ impl JwksCache {
                 last_attempt: None,
                 jwks_uri: None,
             }),
+            generations: AtomicU64::new(0),
         }
     }
 
@@ -186,7 +190,7 @@ impl JwksCache {
                 return Err(RefreshError::Fetch { uri, source });
             }
         };
-        let (set, skipped) =
+        let (mut set, skipped) =
             parse_jwks(&fetched.body, &self.settings.algorithms).map_err(|source| {
                 RefreshError::Jwks {
                     uri: uri.clone(),
@@ -207,6 +211,7 @@ impl JwksCache {
                 .map(|k| k.kid.as_deref().unwrap_or("-"))
                 .collect();
             tracing::info!(jwks_uri = %uri, keys = set.len(), kids = %kids.join(","), "loaded signing keys");
+            set.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
             self.keys.store(Some(Arc::new(set)));
         }
         Ok(fetched.max_age)

@@ -141,12 +141,15 @@ impl std::fmt::Debug for Key {
 #[derive(Debug, Default)]
 pub struct KeySet {
     pub keys: Vec<Key>,
+    /// Distinguishes successive key sets of one cache (0 until the cache installs the set), so
+    /// remembered refusals can be tied to the keys they were decided with.
+    pub generation: u64,
 }
 
 /// Which keys a token may be checked against.
 pub enum Candidates<'a> {
     /// Keys whose `kid` (or, without `kid`, whose algorithm) fits; usually exactly one.
-    Keys(Vec<&'a ParsedPublicKey>),
+    Keys(Vec<&'a Key>),
     /// The token names a `kid` the set does not hold (for this algorithm): the set may be stale.
     UnknownKid,
     /// No `kid` and not exactly one key that fits the algorithm.
@@ -161,8 +164,7 @@ impl KeySet {
                 let found: Vec<_> = self
                     .keys
                     .iter()
-                    .filter(|k| k.kid.as_deref() == Some(kid))
-                    .filter_map(|k| k.verifier(alg))
+                    .filter(|k| k.kid.as_deref() == Some(kid) && k.verifier(alg).is_some())
                     .collect();
                 if found.is_empty() {
                     Candidates::UnknownKid
@@ -171,7 +173,7 @@ impl KeySet {
                 }
             }
             None => {
-                let mut fitting = self.keys.iter().filter_map(|k| k.verifier(alg));
+                let mut fitting = self.keys.iter().filter(|k| k.verifier(alg).is_some());
                 match (fitting.next(), fitting.next()) {
                     (Some(only), None) => Candidates::Keys(vec![only]),
                     _ => Candidates::Ambiguous,
@@ -186,6 +188,11 @@ impl KeySet {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether the key with this fingerprint is still in the set.
+    pub fn holds(&self, fingerprint: u64) -> bool {
+        self.keys.iter().any(|k| k.fingerprint == fingerprint)
     }
 
     /// Fingerprints of all keys, to tell whether a refresh changed anything.
@@ -253,7 +260,13 @@ pub fn parse_jwks(body: &[u8], allowed: &[Alg]) -> Result<(KeySet, Vec<String>),
     if keys.is_empty() {
         return Err(JwksError::NoUsableKey(skipped.len()));
     }
-    Ok((KeySet { keys }, skipped))
+    Ok((
+        KeySet {
+            keys,
+            generation: 0,
+        },
+        skipped,
+    ))
 }
 
 fn b64(field: &str, value: &Option<String>) -> Result<Vec<u8>, String> {

@@ -5,6 +5,7 @@
 //! keys when a token names one the cache does not hold.
 
 pub mod bearer;
+pub mod cache;
 pub mod discovery;
 pub mod fetch;
 pub mod jwks;
@@ -23,11 +24,21 @@ pub use token::{Policy, Verified};
 pub struct Authenticator {
     policy: Policy,
     keys: Arc<jwks::JwksCache>,
+    /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`.
+    cache: Option<cache::TokenCache>,
 }
 
 impl Authenticator {
-    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>) -> Authenticator {
-        Authenticator { policy, keys }
+    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>, cache_size: usize) -> Authenticator {
+        Authenticator {
+            policy,
+            keys,
+            cache: cache::TokenCache::new(cache_size),
+        }
+    }
+
+    pub fn cache(&self) -> Option<&cache::TokenCache> {
+        self.cache.as_ref()
     }
 
     pub fn keys(&self) -> &Arc<jwks::JwksCache> {

@@ -60,11 +60,54 @@ pub struct Verified {
     pub exp: u64,
 }
 
+/// What a successful check learned, kept by the verified-token cache so that a later use of the
+/// same token can be re-decided without the signature check but with every other rule.
+#[derive(Debug)]
+pub struct Facts {
+    alg: Alg,
+    typ: Option<String>,
+    claims: Map<String, Value>,
+    /// Fingerprint of the key that verified the signature.
+    pub key: u64,
+    /// `exp`, seconds since the epoch (rounded down).
+    pub exp: u64,
+}
+
 /// The largest signature any allowed algorithm produces (RSA-8192).
 const MAX_SIGNATURE: usize = 1024;
 
 /// Decides whether `token` is acceptable now. `now` is seconds since the Unix epoch.
 pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<Verified, Refusal> {
+    verify_with_facts(token, keys, policy, now).map(|(verified, _)| verified)
+}
+
+/// Re-decides a token whose signature was verified before (see [`Facts`]): every rule but the
+/// signature is applied again with today's policy and clock, and the signing key must still be in
+/// the key set. Exactly as strict as [`verify`] for a token that verified once.
+pub fn recheck(
+    facts: &Facts,
+    keys: &KeySet,
+    policy: &Policy,
+    now: u64,
+) -> Result<Verified, Refusal> {
+    if !policy.algorithms.contains(&facts.alg) {
+        return Err(Refusal::UnsupportedAlgorithm);
+    }
+    let typ = facts.typ.as_ref().map(|t| Value::String(t.clone()));
+    check_type(typ.as_ref(), policy.token_type)?;
+    if !keys.holds(facts.key) {
+        return Err(Refusal::UnknownKid);
+    }
+    check_claims(&facts.claims, policy, now)
+}
+
+/// [`verify`], also returning what a cache needs to [`recheck`] the token later.
+pub fn verify_with_facts(
+    token: &str,
+    keys: &KeySet,
+    policy: &Policy,
+    now: u64,
+) -> Result<(Verified, Facts), Refusal> {
     if token.len() > policy.max_token_size {
         return Err(Refusal::TokenTooLarge);
     }
@@ -89,7 +132,7 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
         Some(_) => return Err(Refusal::MalformedToken),
     };
 
-    let verifiers = match keys.candidates(kid, alg) {
+    let candidates = match keys.candidates(kid, alg) {
         Candidates::Keys(v) => v,
         Candidates::UnknownKid => return Err(Refusal::UnknownKid),
         Candidates::Ambiguous => return Err(Refusal::AmbiguousKey),
@@ -99,15 +142,28 @@ pub fn verify(token: &str, keys: &KeySet, policy: &Policy, now: u64) -> Result<V
         .decode_slice(signature_b64, &mut signature)
         .map_err(|_| Refusal::BadSignature)?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
-    if !verifiers
+    let signer = candidates
         .iter()
-        .any(|key| key.verify_sig(signing_input, &signature[..len]).is_ok())
-    {
-        return Err(Refusal::BadSignature);
-    }
+        .find(|key| {
+            key.verifier(alg)
+                .is_some_and(|v| v.verify_sig(signing_input, &signature[..len]).is_ok())
+        })
+        .ok_or(Refusal::BadSignature)?;
 
     let claims = decode_object(payload_b64)?;
-    check_claims(&claims, policy, now)
+    let verified = check_claims(&claims, policy, now)?;
+    let typ = match header.get("typ") {
+        Some(Value::String(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let facts = Facts {
+        alg,
+        typ,
+        claims,
+        key: signer.fingerprint,
+        exp: verified.exp,
+    };
+    Ok((verified, facts))
 }
 
 /// Splits a compact JWS into its three segments; five segments is a JWE.

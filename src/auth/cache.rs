@@ -1,0 +1,321 @@
+//! The verified-token cache: remembers the outcome of checking a token so its next use skips the
+//! signature check, which dominates the cost of a request (RS256 ~26 µs, ES256 ~75 µs).
+//!
+//! Entries are keyed by the SHA-256 of the whole token (a collision-resistant key: a forged token
+//! can never land on a verified token's entry). A hit is exactly as strict as a full check: every rule
+//! but the signature runs again with the current policy and clock ([`token::recheck`]), and the key
+//! that signed the token must still be in the key set — a refresh that drops it drops the entry.
+//! Refusals are remembered too, tied to the key set they were decided with, so replaying one forged
+//! or expired token costs a hash and a lookup instead of a signature check. Both maps are bounded.
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+
+use super::keys::KeySet;
+use super::token::{self, Facts, Policy, Verified};
+use super::Refusal;
+
+/// SHA-256 of a token.
+pub type TokenDigest = [u8; 32];
+
+/// Bounded caches of verified tokens and of refusals.
+pub struct TokenCache {
+    accepted: quick_cache::sync::Cache<TokenDigest, Arc<Facts>>,
+    refused: quick_cache::sync::Cache<TokenDigest, (Refusal, u64)>,
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` accepted and `capacity` refused tokens; `None` when 0 (disabled).
+    pub fn new(capacity: usize) -> Option<TokenCache> {
+        (capacity > 0).then(|| TokenCache {
+            accepted: quick_cache::sync::Cache::new(capacity),
+            refused: quick_cache::sync::Cache::new(capacity),
+        })
+    }
+
+    pub fn digest(token: &str) -> TokenDigest {
+        let d = digest::digest(&digest::SHA256, token.as_bytes());
+        d.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    /// The decision for a token seen before, or `None` when it must be checked in full.
+    pub fn lookup(
+        &self,
+        d: &TokenDigest,
+        keys: &KeySet,
+        policy: &Policy,
+        now: u64,
+    ) -> Option<Result<Verified, Refusal>> {
+        if let Some(facts) = self.accepted.get(d) {
+            return match token::recheck(&facts, keys, policy, now) {
+                // The signing key left the key set: forget the token and check it in full.
+                Err(Refusal::UnknownKid) => {
+                    self.accepted.remove(d);
+                    None
+                }
+                Err(refusal) => {
+                    if refusal == Refusal::Expired {
+                        self.accepted.remove(d);
+                    }
+                    Some(Err(refusal))
+                }
+                ok => Some(ok),
+            };
+        }
+        match self.refused.get(d) {
+            Some((refusal, generation)) if generation == keys.generation => Some(Err(refusal)),
+            Some(_) => {
+                self.refused.remove(d);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Records the outcome of a full check made with `keys` and passes its decision on.
+    pub fn remember(
+        &self,
+        d: TokenDigest,
+        outcome: Result<(Verified, Facts), Refusal>,
+        keys: &KeySet,
+    ) -> Result<Verified, Refusal> {
+        match outcome {
+            Ok((verified, facts)) => {
+                self.accepted.insert(d, Arc::new(facts));
+                Ok(verified)
+            }
+            Err(refusal) => {
+                if is_lasting(refusal) {
+                    self.refused.insert(d, (refusal, keys.generation));
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Number of remembered accepted and refused tokens (for metrics and tests).
+    pub fn len(&self) -> (usize, usize) {
+        (self.accepted.len(), self.refused.len())
+    }
+}
+
+/// Refusals that stay true for as long as the key set does not change: the token's bytes decide
+/// them. Time-dependent ones that can become acceptance (`nbf`, `iat` in the future) and those a key
+/// refresh may change are not remembered.
+fn is_lasting(refusal: Refusal) -> bool {
+    !matches!(
+        refusal,
+        Refusal::NotYetValid
+            | Refusal::IssuedInFuture
+            | Refusal::UnknownKid
+            | Refusal::AmbiguousKey
+            | Refusal::KeysUnavailable
+            | Refusal::MissingToken
+            | Refusal::MultipleTokens
+            | Refusal::TokenInQuery
+            | Refusal::MalformedAuthorization
+            | Refusal::TokenTooLarge
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::{parse_jwks, Alg};
+    use crate::auth::token::{verify_with_facts, TokenType};
+    use crate::test_support::{jwks, TestKey};
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn policy() -> Policy {
+        Policy {
+            issuer: "https://idp".into(),
+            audiences: vec!["https://rs/mcp".into()],
+            algorithms: Alg::ALL.to_vec(),
+            token_type: TokenType::Any,
+            required_scopes: vec![],
+            claim_rules: vec![],
+            clock_skew_secs: 0,
+            max_token_size: 16384,
+        }
+    }
+
+    fn keyset(keys: &[&TestKey], generation: u64) -> KeySet {
+        let mut set = parse_jwks(jwks(keys).as_bytes(), &Alg::ALL).unwrap().0;
+        set.generation = generation;
+        set
+    }
+
+    fn token(key: &TestKey, exp: u64, scope: &str) -> String {
+        key.token(&json!({"iss": "https://idp", "aud": "https://rs/mcp", "sub": "alice", "exp": exp, "scope": scope}))
+    }
+
+    /// What the authenticator does: look up, else check in full and remember.
+    fn decide(
+        cache: &TokenCache,
+        t: &str,
+        keys: &KeySet,
+        policy: &Policy,
+        now: u64,
+    ) -> (Result<Verified, Refusal>, bool) {
+        let d = TokenCache::digest(t);
+        if let Some(hit) = cache.lookup(&d, keys, policy, now) {
+            return (hit, true);
+        }
+        (
+            cache.remember(d, verify_with_facts(t, keys, policy, now), keys),
+            false,
+        )
+    }
+
+    #[test]
+    fn second_use_of_a_valid_token_is_a_hit_with_the_same_identity() {
+        let key = TestKey::ec("e1", "ES256");
+        let keys = keyset(&[&key], 1);
+        let cache = TokenCache::new(16).unwrap();
+        let t = token(&key, NOW + 60, "a");
+        let (first, hit1) = decide(&cache, &t, &keys, &policy(), NOW);
+        let (second, hit2) = decide(&cache, &t, &keys, &policy(), NOW);
+        assert!(!hit1 && hit2);
+        assert_eq!(first, second);
+        assert_eq!(second.unwrap().sub.as_deref(), Some("alice"));
+        assert_eq!(cache.len(), (1, 0));
+    }
+
+    #[test]
+    fn a_different_token_is_a_miss() {
+        let key = TestKey::ec("e1", "ES256");
+        let keys = keyset(&[&key], 1);
+        let cache = TokenCache::new(16).unwrap();
+        let _ = decide(&cache, &token(&key, NOW + 60, "a"), &keys, &policy(), NOW);
+        let (_, hit) = decide(&cache, &token(&key, NOW + 61, "a"), &keys, &policy(), NOW);
+        assert!(!hit);
+    }
+
+    #[test]
+    fn a_cached_token_expires_exactly_when_a_full_check_would_refuse_it() {
+        let key = TestKey::ec("e1", "ES256");
+        let keys = keyset(&[&key], 1);
+        let cache = TokenCache::new(16).unwrap();
+        let t = token(&key, NOW + 60, "a");
+        assert!(decide(&cache, &t, &keys, &policy(), NOW).0.is_ok());
+        assert!(decide(&cache, &t, &keys, &policy(), NOW + 59).0.is_ok());
+        let (later, hit) = decide(&cache, &t, &keys, &policy(), NOW + 60);
+        assert!(hit);
+        assert_eq!(later, Err(Refusal::Expired));
+        assert_eq!(
+            verify_with_facts(&t, &keys, &policy(), NOW + 60).map(|_| ()),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(cache.len().0, 0, "expired entries are dropped");
+    }
+
+    #[test]
+    fn removing_the_signing_key_drops_the_entry() {
+        let key = TestKey::ec("e1", "ES256");
+        let other = TestKey::ec("e2", "ES256");
+        let cache = TokenCache::new(16).unwrap();
+        let t = token(&key, NOW + 60, "a");
+        assert!(decide(&cache, &t, &keyset(&[&key], 1), &policy(), NOW)
+            .0
+            .is_ok());
+        // A refresh that keeps the key keeps the entry.
+        assert!(decide(&cache, &t, &keyset(&[&key, &other], 2), &policy(), NOW).1);
+        let (after, hit) = decide(&cache, &t, &keyset(&[&other], 3), &policy(), NOW);
+        assert!(!hit, "the entry is not used once its key is gone");
+        assert_eq!(after, Err(Refusal::UnknownKid));
+        assert_eq!(cache.len().0, 0);
+    }
+
+    #[test]
+    fn a_hit_applies_the_current_policy() {
+        let key = TestKey::ec("e1", "ES256");
+        let keys = keyset(&[&key], 1);
+        let cache = TokenCache::new(16).unwrap();
+        let t = token(&key, NOW + 60, "read");
+        assert!(decide(&cache, &t, &keys, &policy(), NOW).0.is_ok());
+        let stricter = Policy {
+            required_scopes: vec!["write".into()],
+            ..policy()
+        };
+        assert_eq!(
+            decide(&cache, &t, &keys, &stricter, NOW),
+            (Err(Refusal::InsufficientScope), true)
+        );
+        let other_audience = Policy {
+            audiences: vec!["https://other".into()],
+            ..policy()
+        };
+        assert_eq!(
+            decide(&cache, &t, &keys, &other_audience, NOW).0,
+            Err(Refusal::BadAudience)
+        );
+        let rsa_only = Policy {
+            algorithms: vec![Alg::RS256],
+            ..policy()
+        };
+        assert_eq!(
+            decide(&cache, &t, &keys, &rsa_only, NOW).0,
+            Err(Refusal::UnsupportedAlgorithm)
+        );
+        let strict_typ = Policy {
+            token_type: TokenType::AccessTokenJwt,
+            ..policy()
+        };
+        assert!(
+            decide(&cache, &t, &keys, &strict_typ, NOW).0.is_ok(),
+            "the test token is at+jwt"
+        );
+    }
+
+    #[test]
+    fn refusals_are_remembered_per_key_set_and_never_turn_into_acceptance() {
+        let key = TestKey::ec("e1", "ES256");
+        let forger = TestKey::ec("e1", "ES256");
+        let cache = TokenCache::new(16).unwrap();
+        let forged = token(&forger, NOW + 60, "a");
+        let keys = keyset(&[&key], 1);
+        assert_eq!(
+            decide(&cache, &forged, &keys, &policy(), NOW),
+            (Err(Refusal::BadSignature), false)
+        );
+        assert_eq!(
+            decide(&cache, &forged, &keys, &policy(), NOW),
+            (Err(Refusal::BadSignature), true)
+        );
+        // A new key set decides afresh (a key replaced under the same kid may now verify it).
+        let rotated = keyset(&[&forger], 2);
+        let (after, hit) = decide(&cache, &forged, &rotated, &policy(), NOW);
+        assert!(!hit);
+        assert!(after.is_ok());
+        // Not-yet-valid tokens are not remembered: they become valid with time.
+        let early = key.token(&json!({"iss": "https://idp", "aud": "https://rs/mcp", "exp": NOW + 600, "nbf": NOW + 100}));
+        assert_eq!(
+            decide(&cache, &early, &keys, &policy(), NOW).0,
+            Err(Refusal::NotYetValid)
+        );
+        assert!(decide(&cache, &early, &keys, &policy(), NOW + 100)
+            .0
+            .is_ok());
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let key = TestKey::ed25519("d1");
+        let keys = keyset(&[&key], 1);
+        let cache = TokenCache::new(10).unwrap();
+        for i in 0..200 {
+            let _ = decide(
+                &cache,
+                &token(&key, NOW + 60 + i, "a"),
+                &keys,
+                &policy(),
+                NOW,
+            );
+        }
+        assert!(cache.len().0 <= 20, "{:?}", cache.len());
+        assert!(TokenCache::new(0).is_none());
+    }
+}
