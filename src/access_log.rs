@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use http::{HeaderValue, Method, Uri};
 use http_body::{Body, Frame, SizeHint};
 
 use crate::body::ResponseBody;
+use crate::metrics::{Metrics, Outcome};
 
 /// What is known about one request, filled in as it is handled.
 pub struct AccessRecord {
@@ -27,6 +29,8 @@ pub struct AccessRecord {
     pub client_id: Option<String>,
     /// Why the request was refused, when it was.
     pub reason: Option<&'static str>,
+    /// How the request was decided.
+    pub outcome: Outcome,
 }
 
 impl AccessRecord {
@@ -46,7 +50,13 @@ impl AccessRecord {
             sub: None,
             client_id: None,
             reason: None,
+            outcome: Outcome::Public,
         }
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.start.elapsed()
     }
 
     fn write(&self, complete: bool) {
@@ -73,19 +83,29 @@ impl AccessRecord {
 pub struct LoggedBody {
     inner: ResponseBody,
     record: Option<AccessRecord>,
+    /// Set for proxied responses: counted as open streams until the body ends.
+    stream: Option<Arc<Metrics>>,
 }
 
 impl LoggedBody {
-    pub fn new(inner: ResponseBody, record: AccessRecord) -> LoggedBody {
+    pub fn new(
+        inner: ResponseBody,
+        record: AccessRecord,
+        stream: Option<Arc<Metrics>>,
+    ) -> LoggedBody {
         LoggedBody {
             inner,
             record: Some(record),
+            stream,
         }
     }
 
     fn finish(&mut self, complete: bool) {
         if let Some(record) = self.record.take() {
             record.write(complete);
+        }
+        if let Some(metrics) = self.stream.take() {
+            metrics.stream_closed();
         }
     }
 }

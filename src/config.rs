@@ -169,6 +169,11 @@ pub const SETTINGS: &[Setting] = &[
         "Cache-Control max-age of the protected resource metadata",
     ),
     s(
+        "METRICS_ADDR",
+        None,
+        "Address for Prometheus metrics at /metrics, e.g. 127.0.0.1:9090 [default: off]",
+    ),
+    s(
         "TOKEN_CACHE_SIZE",
         Some("10000"),
         "Verified tokens remembered to skip repeat signature checks; 0 disables",
@@ -250,6 +255,8 @@ pub struct Config {
     pub metadata_max_age: Duration,
     /// Exact origins (scheme://host[:port]) browsers may call the MCP endpoint from.
     pub cors_allowed_origins: Vec<String>,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     /// Capacity of the verified-token cache (0 = off).
     pub token_cache_size: usize,
     pub log_level: String,
@@ -606,6 +613,16 @@ impl Config {
             ready_path: path("READY_PATH")?,
             metadata_max_age: v.duration("METADATA_MAX_AGE")?,
             cors_allowed_origins,
+            metrics_addr: match v.get("METRICS_ADDR") {
+                Some(raw) => Some(raw.parse().map_err(|_| {
+                    invalid(
+                        "METRICS_ADDR",
+                        raw,
+                        "an IP address and port such as 127.0.0.1:9090",
+                    )
+                })?),
+                None => None,
+            },
             token_cache_size: {
                 let raw = v.required("TOKEN_CACHE_SIZE", "a number of tokens")?;
                 raw.parse().map_err(|_| {

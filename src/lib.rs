@@ -12,6 +12,7 @@
 //! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
+//! - [`metrics`] — Prometheus counters and histograms on a separate listener (`METRICS_ADDR`).
 //! - [`healthcheck`] — the `mcp-gate healthcheck` probe for container health checks.
 
 pub mod access_log;
@@ -24,6 +25,7 @@ pub mod cors;
 pub mod healthcheck;
 pub mod logging;
 pub mod metadata;
+pub mod metrics;
 pub mod proxy;
 pub mod server;
 

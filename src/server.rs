@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
@@ -35,6 +36,7 @@ use crate::challenge::{error_response, Challenges};
 use crate::config::Config;
 use crate::cors::{Cors, OriginCheck};
 use crate::metadata::Metadata;
+use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Proxy, ProxySettings};
 
 /// Everything a request needs, shared by all connections.
@@ -46,11 +48,13 @@ pub struct Gate {
     cors: Cors,
     health_path: String,
     ready_path: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Gate {
     /// Builds the gate from a validated configuration. Nothing is fetched yet.
     pub fn new(config: &Config) -> Gate {
+        let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
         let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
         let source = match &config.jwks_uri {
@@ -60,17 +64,25 @@ impl Gate {
                 allow_insecure: config.allow_insecure_http,
             },
         };
-        let keys = Arc::new(JwksCache::new(JwksSettings {
-            source,
-            algorithms: config.policy.algorithms.clone(),
-            refresh_interval: config.jwks_refresh_interval,
-            min_refresh_interval: config.jwks_min_refresh_interval,
-            fetch_timeout: config.jwks_fetch_timeout,
-        }));
+        let keys = Arc::new(JwksCache::new(
+            JwksSettings {
+                source,
+                algorithms: config.policy.algorithms.clone(),
+                refresh_interval: config.jwks_refresh_interval,
+                min_refresh_interval: config.jwks_min_refresh_interval,
+                fetch_timeout: config.jwks_fetch_timeout,
+            },
+            metrics.clone(),
+        ));
         Gate {
             metadata,
             challenges,
-            auth: Authenticator::new(config.policy.clone(), keys, config.token_cache_size),
+            auth: Authenticator::new(
+                config.policy.clone(),
+                keys,
+                config.token_cache_size,
+                metrics.clone(),
+            ),
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,
@@ -83,7 +95,13 @@ impl Gate {
             ),
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
+            metrics,
         }
+    }
+
+    /// The gate's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The signing-key cache (to run its refresher, or to ask whether it is ready).
@@ -105,8 +123,17 @@ impl Gate {
         );
         let response = self.route(request, client, &mut record).await;
         record.status = response.status().as_u16();
+        self.metrics
+            .request(record.status, record.outcome, record.elapsed());
+        if let Some(reason) = record.reason {
+            self.metrics.refusal(reason);
+        }
+        let stream = (record.outcome == Outcome::Allowed).then(|| {
+            self.metrics.stream_opened();
+            self.metrics.clone()
+        });
         let (parts, body) = response.into_parts();
-        Response::from_parts(parts, LoggedBody::new(body, record))
+        Response::from_parts(parts, LoggedBody::new(body, record, stream))
     }
 
     async fn route(
@@ -135,6 +162,7 @@ impl Gate {
 
         let origin = match self.cors.check(request.headers()) {
             OriginCheck::Forbidden => {
+                record.outcome = Outcome::Refused;
                 record.reason = Some("forbidden_origin");
                 return error_response(
                     StatusCode::FORBIDDEN,
@@ -157,6 +185,7 @@ impl Gate {
             .await
         {
             Err(refusal) => {
+                record.outcome = Outcome::Refused;
                 record.reason = Some(refusal.reason());
                 self.challenges.respond(refusal)
             }
@@ -168,7 +197,11 @@ impl Gate {
                     // localhost-only rule to `Origin` and would refuse every browser request.
                     request.headers_mut().remove(ORIGIN);
                 }
-                self.proxy.forward(request, client, false).await
+                record.outcome = Outcome::Allowed;
+                let started = Instant::now();
+                let response = self.proxy.forward(request, client, false).await;
+                self.metrics.upstream(started.elapsed());
+                response
             }
         };
         if let Some(origin) = origin {
@@ -212,6 +245,21 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_header_size);
     builder.http2().timer(TokioTimer::new());
+
+    if let Some(addr) = config.metrics_addr {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on METRICS_ADDR={addr}: {e}"),
+            )
+        })?;
+        tracing::info!(listen = %listener.local_addr()?, "metrics at /metrics");
+        tokio::spawn(serve_metrics(
+            listener,
+            gate.metrics().clone(),
+            stopped(stop_rx.clone()),
+        ));
+    }
 
     let graceful = GracefulShutdown::new();
     tracing::info!(
@@ -266,6 +314,55 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = refresher.await;
     Ok(())
+}
+
+/// The metrics listener: `GET /metrics` in the Prometheus text format, nothing else.
+async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => return,
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let metrics = metrics.clone();
+            async move {
+                let response = if request.uri().path() == "/metrics" && is_read(request.method()) {
+                    let mut r = Response::new(ResponseBody::from(Bytes::from(metrics.render())));
+                    r.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    r
+                } else {
+                    error_response(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "Metrics are at /metrics",
+                    )
+                };
+                Ok::<_, Infallible>(response)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 use super::discovery;
 use super::fetch::Fetcher;
 use super::keys::{parse_jwks, Alg, KeySet};
+use crate::metrics::Metrics;
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]
@@ -85,10 +86,11 @@ pub struct JwksCache {
     flight: Mutex<Flight>,
     /// Numbers the installed key sets (see [`KeySet::generation`]).
     generations: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl JwksCache {
-    pub fn new(settings: JwksSettings) -> JwksCache {
+    pub fn new(settings: JwksSettings, metrics: Arc<Metrics>) -> JwksCache {
         JwksCache {
             keys: ArcSwapOption::empty(),
             fetcher: Fetcher::new(settings.fetch_timeout),
@@ -98,6 +100,7 @@ impl JwksCache {
                 jwks_uri: None,
             }),
             generations: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -165,6 +168,16 @@ impl JwksCache {
     /// Fetches and installs the key set; the caller holds the single-flight lock. Returns the
     /// server's `max-age`, if it gave one.
     async fn fetch_locked(&self, flight: &mut Flight) -> Result<Option<Duration>, RefreshError> {
+        let result = self.fetch_and_install(flight).await;
+        self.metrics
+            .jwks_fetch(result.is_ok(), self.current().map(|k| k.len()));
+        result
+    }
+
+    async fn fetch_and_install(
+        &self,
+        flight: &mut Flight,
+    ) -> Result<Option<Duration>, RefreshError> {
         flight.last_attempt = Some(Instant::now());
         let uri = match (&self.settings.source, &flight.jwks_uri) {
             (KeySource::Fixed(uri), _) => uri.clone(),

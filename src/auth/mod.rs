@@ -26,14 +26,21 @@ pub struct Authenticator {
     keys: Arc<jwks::JwksCache>,
     /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`.
     cache: Option<cache::TokenCache>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Authenticator {
-    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>, cache_size: usize) -> Authenticator {
+    pub fn new(
+        policy: Policy,
+        keys: Arc<jwks::JwksCache>,
+        cache_size: usize,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Authenticator {
         Authenticator {
             policy,
             keys,
             cache: cache::TokenCache::new(cache_size),
+            metrics,
         }
     }
 
@@ -62,14 +69,43 @@ impl Authenticator {
             .keys_or_fetch()
             .await
             .ok_or(Refusal::KeysUnavailable)?;
-        match token::verify(token, &keys, &self.policy, unix_now()) {
+        let digest = self
+            .cache
+            .as_ref()
+            .map(|_| cache::TokenCache::digest(token));
+        match self.decide(token, digest.as_ref(), &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
                 match self.keys.refresh_after_miss(&keys).await {
-                    Some(fresh) => token::verify(token, &fresh, &self.policy, unix_now()),
+                    Some(fresh) => self.decide(token, digest.as_ref(), &fresh),
                     None => Err(refusal),
                 }
             }
             decided => decided,
+        }
+    }
+
+    /// One decision with one key set, through the verified-token cache when there is one.
+    fn decide(
+        &self,
+        token: &str,
+        digest: Option<&cache::TokenDigest>,
+        keys: &keys::KeySet,
+    ) -> Result<Verified, Refusal> {
+        let now = unix_now();
+        match (&self.cache, digest) {
+            (Some(cache), Some(d)) => {
+                if let Some(decided) = cache.lookup(d, keys, &self.policy, now) {
+                    self.metrics.cache_hit();
+                    return decided;
+                }
+                self.metrics.cache_miss();
+                cache.remember(
+                    *d,
+                    token::verify_with_facts(token, keys, &self.policy, now),
+                    keys,
+                )
+            }
+            _ => token::verify(token, keys, &self.policy, now),
         }
     }
 }

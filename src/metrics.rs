@@ -1,0 +1,260 @@
+//! Prometheus metrics, served in the text format on a separate listener (`METRICS_ADDR`).
+//!
+//! Label values come from closed sets only — status codes, outcomes, refusal reasons, fetch results —
+//! never paths, subjects or tokens, so the number of series is bounded whatever clients send.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// How a request was decided.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Outcome {
+    /// Metadata, health and preflight answers (no token involved).
+    Public,
+    /// Authenticated and proxied.
+    Allowed,
+    /// Refused by the gate.
+    Refused,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Public => "public",
+            Outcome::Allowed => "allowed",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    status: u16,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Every metric of one gate.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    refusals: Family<ReasonLabels, Counter>,
+    request_duration: Family<OutcomeLabels, Histogram>,
+    upstream_duration: Histogram,
+    open_streams: Gauge,
+    jwks_fetches: Family<ResultLabels, Counter>,
+    signing_keys: Gauge,
+    key_set_age: Gauge<f64, AtomicU64>,
+    /// Unix seconds of the last key-set load, 0 = never; turned into an age at scrape time.
+    keys_loaded_at: AtomicI64,
+    cache_hits: Counter,
+    cache_misses: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~13 s: the gate's own work is sub-millisecond, an upstream may take seconds.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mcp_gate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by status and authentication outcome",
+            requests.clone(),
+        );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register("refusals", "Refused requests by reason", refusals.clone());
+        let request_duration = Family::<OutcomeLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers",
+            request_duration.clone(),
+        );
+        let upstream_duration = latency_histogram();
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to send response headers",
+            upstream_duration.clone(),
+        );
+        let open_streams = Gauge::default();
+        registry.register(
+            "open_streams",
+            "Proxied responses still streaming",
+            open_streams.clone(),
+        );
+        let jwks_fetches = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "jwks_fetches",
+            "JWKS fetches by result",
+            jwks_fetches.clone(),
+        );
+        let signing_keys = Gauge::default();
+        registry.register(
+            "signing_keys",
+            "Usable signing keys in the current key set",
+            signing_keys.clone(),
+        );
+        let key_set_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "key_set_age_seconds",
+            "Seconds since the key set was last loaded or confirmed (-1 before the first load)",
+            key_set_age.clone(),
+        );
+        let cache_hits = Counter::default();
+        registry.register(
+            "token_cache_hits",
+            "Tokens decided from the verified-token cache",
+            cache_hits.clone(),
+        );
+        let cache_misses = Counter::default();
+        registry.register(
+            "token_cache_misses",
+            "Tokens checked in full",
+            cache_misses.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            refusals,
+            request_duration,
+            upstream_duration,
+            open_streams,
+            jwks_fetches,
+            signing_keys,
+            key_set_age,
+            keys_loaded_at: AtomicI64::new(0),
+            cache_hits,
+            cache_misses,
+        }
+    }
+
+    /// Records a response's head.
+    pub fn request(&self, status: u16, outcome: Outcome, elapsed: Duration) {
+        let outcome = outcome.as_str();
+        self.requests
+            .get_or_create(&RequestLabels { status, outcome })
+            .inc();
+        self.request_duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn refusal(&self, reason: &'static str) {
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn upstream(&self, elapsed: Duration) {
+        self.upstream_duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn stream_opened(&self) {
+        self.open_streams.inc();
+    }
+
+    pub fn stream_closed(&self) {
+        self.open_streams.dec();
+    }
+
+    /// A JWKS fetch finished; `keys` is the size of the key set in use afterwards (if any).
+    pub fn jwks_fetch(&self, ok: bool, keys: Option<usize>) {
+        let result = if ok { "ok" } else { "error" };
+        self.jwks_fetches
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        if ok {
+            self.keys_loaded_at.store(unix_now(), Ordering::Relaxed);
+        }
+        if let Some(n) = keys {
+            self.signing_keys.set(n as i64);
+        }
+    }
+
+    pub fn cache_hit(&self) {
+        self.cache_hits.inc();
+    }
+
+    pub fn cache_miss(&self) {
+        self.cache_misses.inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let loaded = self.keys_loaded_at.load(Ordering::Relaxed);
+        let age = if loaded == 0 {
+            -1.0
+        } else {
+            (unix_now() - loaded).max(0) as f64
+        };
+        self.key_set_age.set(age);
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_text_names_every_metric_with_bounded_labels() {
+        let m = Metrics::new();
+        m.request(200, Outcome::Allowed, Duration::from_millis(3));
+        m.request(401, Outcome::Refused, Duration::from_micros(80));
+        m.refusal("expired");
+        m.jwks_fetch(true, Some(2));
+        m.cache_hit();
+        let text = m.render();
+        for needle in [
+            "mcp_gate_requests_total{status=\"200\",outcome=\"allowed\"} 1",
+            "mcp_gate_requests_total{status=\"401\",outcome=\"refused\"} 1",
+            "mcp_gate_refusals_total{reason=\"expired\"} 1",
+            "mcp_gate_jwks_fetches_total{result=\"ok\"} 1",
+            "mcp_gate_signing_keys 2",
+            "mcp_gate_token_cache_hits_total 1",
+            "mcp_gate_request_duration_seconds_bucket",
+            "mcp_gate_key_set_age_seconds 0",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+}
