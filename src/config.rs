@@ -169,6 +169,17 @@ pub const SETTINGS: &[Setting] = &[
         "Cache-Control max-age of the protected resource metadata",
     ),
     s(
+        "TLS_CERT_FILE",
+        None,
+        "PEM certificate chain: serve HTTPS directly (with TLS_KEY_FILE); re-read when it changes",
+    ),
+    s("TLS_KEY_FILE", None, "PEM private key for TLS_CERT_FILE"),
+    s(
+        "TLS_RELOAD_INTERVAL",
+        Some("10s"),
+        "How often the TLS files are checked for a renewed certificate",
+    ),
+    s(
         "METRICS_ADDR",
         None,
         "Address for Prometheus metrics at /metrics, e.g. 127.0.0.1:9090 [default: off]",
@@ -255,6 +266,9 @@ pub struct Config {
     pub metadata_max_age: Duration,
     /// Exact origins (scheme://host[:port]) browsers may call the MCP endpoint from.
     pub cors_allowed_origins: Vec<String>,
+    /// Certificate and key files, when the gate terminates TLS itself.
+    pub tls: Option<TlsFiles>,
+    pub tls_reload_interval: Duration,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
     /// Capacity of the verified-token cache (0 = off).
@@ -613,6 +627,8 @@ impl Config {
             ready_path: path("READY_PATH")?,
             metadata_max_age: v.duration("METADATA_MAX_AGE")?,
             cors_allowed_origins,
+            tls: tls_files(&v)?,
+            tls_reload_interval: positive("TLS_RELOAD_INTERVAL")?,
             metrics_addr: match v.get("METRICS_ADDR") {
                 Some(raw) => Some(raw.parse().map_err(|_| {
                     invalid(
@@ -637,6 +653,36 @@ impl Config {
             log_format,
         };
         Ok((config, warnings))
+    }
+}
+
+/// The certificate and key files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+fn tls_files(v: &Vars) -> Result<Option<TlsFiles>, ConfigError> {
+    let readable = |var: &'static str, path: &str| -> Result<std::path::PathBuf, ConfigError> {
+        std::fs::File::open(path)
+            .map(|_| path.into())
+            .map_err(|e| invalid(var, path, format!("a readable PEM file ({e})")))
+    };
+    match (v.get("TLS_CERT_FILE"), v.get("TLS_KEY_FILE")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: readable("TLS_CERT_FILE", cert)?,
+            key: readable("TLS_KEY_FILE", key)?,
+        })),
+        (Some(_), None) => Err(ConfigError::Missing {
+            var: "TLS_KEY_FILE",
+            expected: "the private key for TLS_CERT_FILE (set both or neither)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            var: "TLS_CERT_FILE",
+            expected: "the certificate chain for TLS_KEY_FILE (set both or neither)".into(),
+        }),
     }
 }
 

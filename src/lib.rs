@@ -10,6 +10,7 @@
 //!   [`auth::keys`] parses the JWKS, [`auth::jwks`] keeps it fresh, [`auth::discovery`] finds it.
 //! - [`challenge`] — the one place that turns an [`auth::Refusal`] into a 400/401/403/503 response.
 //! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
+//! - [`tls`] — optional TLS termination with certificate reload.
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
 //! - [`metrics`] — Prometheus counters and histograms on a separate listener (`METRICS_ADDR`).
@@ -28,6 +29,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
+pub mod tls;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -38,6 +38,7 @@ use crate::cors::{Cors, OriginCheck};
 use crate::metadata::Metadata;
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Proxy, ProxySettings};
+use crate::tls::Tls;
 
 /// Everything a request needs, shared by all connections.
 pub struct Gate {
@@ -49,6 +50,8 @@ pub struct Gate {
     health_path: String,
     ready_path: String,
     metrics: Arc<Metrics>,
+    /// Whether clients reach the gate over TLS it terminates (for `X-Forwarded-Proto`).
+    tls: bool,
 }
 
 impl Gate {
@@ -96,6 +99,7 @@ impl Gate {
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
             metrics,
+            tls: config.tls.is_some(),
         }
     }
 
@@ -199,7 +203,7 @@ impl Gate {
                 }
                 record.outcome = Outcome::Allowed;
                 let started = Instant::now();
-                let response = self.proxy.forward(request, client, false).await;
+                let response = self.proxy.forward(request, client, self.tls).await;
                 self.metrics.upstream(started.elapsed());
                 response
             }
@@ -261,6 +265,21 @@ pub async fn serve(
         ));
     }
 
+    let tls = match &config.tls {
+        Some(files) => {
+            let tls = Tls::new(&files.cert, &files.key).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?;
+            let tls = Arc::new(tls);
+            tokio::spawn(
+                tls.clone()
+                    .watch(config.tls_reload_interval, stopped(stop_rx.clone())),
+            );
+            Some(tls)
+        }
+        None => None,
+    };
+
     let graceful = GracefulShutdown::new();
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -289,13 +308,29 @@ pub async fn serve(
             let gate = gate.clone();
             async move { Ok::<_, Infallible>(gate.handle(request, client).await) }
         });
-        let connection = graceful.watch(
-            builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned(),
-        );
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let handshake_timeout = config.header_read_timeout;
         let mut force_close = stop_rx.clone();
         tokio::spawn(async move {
+            let connection = async move {
+                match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                    Some(tls) => {
+                        // The handshake is bounded like the header read: a silent client is cut off.
+                        let accepted =
+                            tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
+                                .await;
+                        let Ok(Ok(stream)) = accepted else { return };
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                }
+            };
             tokio::select! {
                 _ = connection => {}
                 _ = force_close.wait_for(|stop| *stop) => {}
