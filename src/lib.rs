@@ -15,11 +15,13 @@
 //! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
 //! - [`metrics`] — Prometheus counters and histograms on a separate listener (`METRICS_ADDR`).
 //! - [`healthcheck`] — the `mcp-gate healthcheck` probe for container health checks.
+//! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
 pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod challenge;
+pub mod check;
 pub mod config;
 pub mod connector;
 pub mod cors;

@@ -20,6 +20,37 @@ fn cli() -> Command {
         .subcommand(
             Command::new("healthcheck")
                 .about("Exit 0 when the gate at LISTEN_ADDR answers 200 on READY_PATH (for container health checks)"),
+        )
+        .subcommand(
+            Command::new("check")
+                .about("Walk the discovery an MCP client performs against URL and say what would break (exit 1 on any ✗)")
+                .arg(
+                    Arg::new("url")
+                        .value_name("URL")
+                        .required(true)
+                        .help("The MCP endpoint exactly as users enter it, e.g. https://mcp.example.com/mcp"),
+                )
+                .arg(
+                    Arg::new("token")
+                        .long("token")
+                        .value_name("TOKEN")
+                        .env("MCP_GATE_CHECK_TOKEN")
+                        .hide_env_values(true)
+                        .help("An access token to check against what was discovered; never printed"),
+                )
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("Print the checks as a JSON array of {id, status, message, hint}"),
+                )
+                .arg(
+                    Arg::new("timeout")
+                        .long("timeout")
+                        .value_name("DURATION")
+                        .default_value("10s")
+                        .help("Bound on each request"),
+                ),
         );
     for s in SETTINGS {
         let mut arg = Arg::new(s.var)
@@ -50,6 +81,9 @@ fn main() -> ExitCode {
     };
     if matches.subcommand_name() == Some("healthcheck") {
         return healthcheck(&matches);
+    }
+    if let Some(("check", sub)) = matches.subcommand() {
+        return check(sub);
     }
     let vars: HashMap<String, String> = SETTINGS
         .iter()
@@ -134,6 +168,51 @@ fn healthcheck(matches: &clap::ArgMatches) -> ExitCode {
             eprintln!("mcp-gate healthcheck: {addr}{path}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `mcp-gate check`: exit 0 without a ✗, 1 with one, 2 for a bad argument.
+fn check(matches: &clap::ArgMatches) -> ExitCode {
+    let raw = matches.get_one::<String>("url").map(String::as_str);
+    let target = match mcp_gate::check::parse_target(raw.unwrap_or_default()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mcp-gate check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let raw_timeout = matches
+        .get_one::<String>("timeout")
+        .map(String::as_str)
+        .unwrap_or("10s");
+    let timeout = match humantime::parse_duration(raw_timeout) {
+        Ok(t) if !t.is_zero() => t,
+        _ => {
+            eprintln!("mcp-gate check: --timeout {raw_timeout:?} is not a duration such as 10s");
+            return ExitCode::from(2);
+        }
+    };
+    let token = matches.get_one::<String>("token").map(String::as_str);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-gate check: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(mcp_gate::check::run(&target, token, timeout));
+    if matches.get_flag("json") {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -238,6 +238,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let gate = Arc::new(Gate::new(&config));
+    // Warns about configurations that will break clients (issuer mismatch, unusable JWKS, …); never blocks.
+    tokio::spawn(crate::check::startup_self_check(&config));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let refresher = tokio::spawn(gate.keys().clone().run(stopped(stop_rx.clone())));

@@ -69,6 +69,8 @@ pub enum JwksBehaviour {
     Garbage(String),
     /// Never answers.
     Stall,
+    /// Sends 200 and the start of a body, then never finishes it.
+    StallBody,
 }
 
 /// An identity provider with RFC 8414 metadata and a JWKS whose behaviour tests change at will.
@@ -101,11 +103,22 @@ impl TestIdp {
                     | "/.well-known/openid-configuration" => {
                         let doc = json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks"),
                                          "authorization_endpoint": format!("{iss}/auth"),
-                                         "token_endpoint": format!("{iss}/token")});
+                                         "token_endpoint": format!("{iss}/token"),
+                                         "registration_endpoint": format!("{iss}/register"),
+                                         "grant_types_supported": ["authorization_code", "refresh_token"],
+                                         "code_challenge_methods_supported": ["S256"]});
                         json_response(StatusCode::OK, &doc)
                     }
                     "/jwks" => {
-                        f.fetch_add(1, Ordering::SeqCst);
+                        // Count the gate's key fetches only, not its one-off start-up self-check.
+                        let self_check = req
+                            .headers()
+                            .get("user-agent")
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|ua| ua.starts_with("mcp-gate-check/"));
+                        if !self_check {
+                            f.fetch_add(1, Ordering::SeqCst);
+                        }
                         let current = b.lock().unwrap().clone();
                         match current {
                             JwksBehaviour::Serve(doc) => Response::builder()
@@ -121,6 +134,17 @@ impl TestIdp {
                             JwksBehaviour::Stall => {
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                                 Response::new(full(""))
+                            }
+                            JwksBehaviour::StallBody => {
+                                let (tx, rx) = mpsc::channel::<Bytes>(1);
+                                tokio::spawn(async move {
+                                    let _ = tx.send(Bytes::from_static(b"{\"keys\":[")).await;
+                                    tx.closed().await;
+                                });
+                                Response::builder()
+                                    .header("content-type", "application/json")
+                                    .body(BodyExt::boxed(ChannelBody(rx)))
+                                    .unwrap()
                             }
                         }
                     }
@@ -199,6 +223,8 @@ pub struct Seen {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// False when the request body ended in an error (the gate aborted it) rather than at its end.
+    pub body_complete: bool,
 }
 
 /// An MCP-ish upstream that records every request. Paths:
@@ -226,13 +252,13 @@ impl TestUpstream {
             async move {
                 let (parts, body) = req.into_parts();
                 let path = parts.uri.path().to_string();
-                let body = if path == "/sse" {
-                    Bytes::new()
+                let (body, body_complete) = if path == "/sse" {
+                    (Bytes::new(), true)
                 } else {
-                    body.collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default()
+                    match body.collect().await {
+                        Ok(b) => (b.to_bytes(), true),
+                        Err(_) => (Bytes::new(), false),
+                    }
                 };
                 s.lock().unwrap().push(Seen {
                     method: parts.method.clone(),
@@ -243,6 +269,7 @@ impl TestUpstream {
                         .unwrap_or_default(),
                     headers: parts.headers.clone(),
                     body: body.clone(),
+                    body_complete,
                 });
                 if path == "/sse" {
                     let (tx, rx) = mpsc::channel::<Bytes>(4);
@@ -307,6 +334,11 @@ impl TestUpstream {
         self.seen.lock().unwrap().len()
     }
 
+    /// Clears the record (after a control request that was meant to pass).
+    pub fn forget(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
     /// Lets the SSE stream send its next event.
     pub fn release(&self) {
         self.release.notify_one();
@@ -314,7 +346,15 @@ impl TestUpstream {
 }
 
 /// A body fed by a channel; dropping it (the gate hung up) closes the channel.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl ChannelBody {
+    /// A request body the test writes chunk by chunk; it ends when the sender is dropped.
+    pub fn pair() -> (mpsc::Sender<Bytes>, ChannelBody) {
+        let (tx, rx) = mpsc::channel(16);
+        (tx, ChannelBody(rx))
+    }
+}
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;
@@ -503,4 +543,252 @@ pub fn claims(issuer: &str, resource: &str) -> Value {
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
+}
+
+/// What a server sent back on a raw TCP connection.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub bytes: Vec<u8>,
+    /// The server closed (or reset) the connection; false when the read stopped on the idle bound.
+    pub closed: bool,
+}
+
+impl RawAnswer {
+    /// The status code of the first response, if any arrived.
+    pub fn status(&self) -> Option<u16> {
+        self.statuses().first().copied()
+    }
+
+    /// The status code of every response on the connection, in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        let text = self.text();
+        text.match_indices("HTTP/1.1 ")
+            .filter_map(|(i, _)| text.get(i + 9..i + 12)?.parse().ok())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The value of the first response's header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = self.text();
+        let head = text.split("\r\n\r\n").next()?;
+        head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Writes `request` on a fresh connection (concurrently with reading, so an early answer to a huge
+/// request is not lost) and reads until the server closes the connection or stays silent for `idle`.
+/// For requests an HTTP client library refuses to build: raw bytes, smuggling shapes, absolute form.
+pub async fn raw(addr: SocketAddr, request: &[u8], idle: Duration) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let request = request.to_vec();
+    let writer = tokio::spawn(async move {
+        // The server may answer and close before reading everything: write errors are expected.
+        let _ = wr.write_all(&request).await;
+        // Keep the write half open (no FIN) so the server decides when the exchange ends.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(wr);
+    });
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = loop {
+        match tokio::time::timeout(idle, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    writer.abort();
+    RawAnswer { bytes, closed }
+}
+
+/// Number of open file descriptors of this process (sockets included), from /proc/self/fd.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// An upstream that misbehaves at the TCP/HTTP level, chosen by the request path:
+/// - `/reset`: resets the connection without answering.
+/// - `/close`: closes the connection without answering.
+/// - `/garbage`: answers with bytes that are not HTTP.
+/// - `/bad-length`: a response with two different Content-Length headers.
+/// - `/huge-headers`: a response whose header block is 1 MB.
+/// - `/stall`: never answers; holds the connection until the gate closes it.
+/// - `/truncated`: promises 1000 bytes, sends 10, then resets.
+/// - `/sse`: an SSE stream that sends one event, then nothing until the gate closes the connection.
+/// - `/sse-reset`: an SSE stream that sends one event, then resets.
+/// - anything else: a small 200.
+pub struct FaultyUpstream {
+    pub addr: SocketAddr,
+    /// Connections currently open from the gate.
+    open: Arc<AtomicUsize>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
+    /// Sent when a `/sse` or `/stall` connection sees the gate close it.
+    closed_tx: tokio::sync::broadcast::Sender<&'static str>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl FaultyUpstream {
+    pub async fn start() -> FaultyUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (closed_tx, _) = tokio::sync::broadcast::channel(64);
+        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let (o, a, c) = (open.clone(), accepted.clone(), closed_tx.clone());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
+                    _ = &mut stop_rx => return,
+                };
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (o, c) = (o.clone(), c.clone());
+                tokio::spawn(async move {
+                    faulty_connection(stream, c).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        FaultyUpstream {
+            addr,
+            open,
+            accepted,
+            closed_tx,
+            _stop: stop_tx,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Receives the path of each `/sse` or `/stall` connection the gate closes.
+    pub fn closures(&self) -> tokio::sync::broadcast::Receiver<&'static str> {
+        self.closed_tx.subscribe()
+    }
+}
+
+async fn faulty_connection(
+    stream: tokio::net::TcpStream,
+    closed: tokio::sync::broadcast::Sender<&'static str>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream;
+    // Serve requests on this connection until one of them misbehaves.
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).into_owned();
+        let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+        let length: usize = text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let reset = |s: tokio::net::TcpStream| {
+            let _ = s.set_zero_linger();
+            drop(s);
+        };
+        match path.as_str() {
+            "/reset" => return reset(stream),
+            "/close" => return,
+            "/garbage" => {
+                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+                return;
+            }
+            "/bad-length" => {
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+                    )
+                    .await;
+                return;
+            }
+            "/huge-headers" => {
+                let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+                for i in 0..1024 {
+                    r.extend_from_slice(
+                        format!("X-Filler-{i}: {}\r\n", "a".repeat(1000)).as_bytes(),
+                    );
+                }
+                r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+                let _ = stream.write_all(&r).await;
+                return;
+            }
+            "/stall" => {
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                let _ = closed.send("/stall");
+                return;
+            }
+            "/truncated" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return reset(stream);
+            }
+            "/sse" | "/sse-reset" => {
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                let event = b"e\r\ndata: event\n\n\r\n";
+                let _ = stream.write_all(event).await;
+                if path == "/sse-reset" {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return reset(stream);
+                }
+                // Then silence: only the gate closing the connection ends this stream.
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                let _ = closed.send("/sse");
+                return;
+            }
+            _ => {
+                if stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
 }
