@@ -16,18 +16,31 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Installs the global subscriber. `level` is one of error/warn/info/debug/trace.
-pub fn init(level: &str, format: LogFormat) {
+///
+/// Lines go to stdout through a background writer thread that batches them, so a busy gate makes one
+/// `write` per batch instead of one per request. It is not lossy: when the queue is full, logging
+/// waits rather than dropping access-log lines. Keep the returned guard alive until exit: dropping
+/// it flushes what is queued.
+pub fn init(level: &str, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("mcp-gate-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     // Our own events at `level`; the libraries we use only when they have something to warn about.
     let filter = EnvFilter::new(format!("warn,mcp_gate={level}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     let result = match format {
         LogFormat::Json => builder.event_format(JsonLine).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     // Already installed (tests start several gates in one process): keep the first.
     let _ = result;
+    guard
 }
 
 /// Formats an event as one flat JSON object.

@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    mcp_gate::logging::init(&config.log_level, config.log_format);
+    let _log_flush = mcp_gate::logging::init(&config.log_level, config.log_format);
     for warning in warnings {
         tracing::warn!("{warning}");
     }
