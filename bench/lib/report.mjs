@@ -1,0 +1,211 @@
+// Turns the raw results of bench/run (its temp dir) into the Markdown report on stdout.
+// node lib/report.mjs TMP_DIR LATENCY_RATE ELAPSED_SECONDS
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [dir, directRps, elapsed] = process.argv.slice(2);
+const read = (f) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+const tsv = (f) => read(f).split('\n').filter(Boolean).map((l) => l.split('\t'));
+const json = (f) => { try { return JSON.parse(read(f) || '{}'); } catch { return {}; } };
+
+const median = (xs) => {
+  const a = xs.filter((x) => Number.isFinite(x)).sort((p, q) => p - q);
+  if (!a.length) return NaN;
+  const m = a.length >> 1;
+  return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
+};
+const pct = (xs, p) => {
+  const a = xs.filter((x) => Number.isFinite(x)).sort((u, v) => u - v);
+  return a.length ? a[Math.max(0, Math.ceil(p * a.length) - 1)] : NaN;
+};
+const fmt = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+const range = (xs, d = 2) => {
+  const a = xs.filter((x) => Number.isFinite(x));
+  if (!a.length) return 'n/a';
+  const med = fmt(median(a), d);
+  return a.length > 1 ? `${med} (${fmt(Math.min(...a), d)}–${fmt(Math.max(...a), d)})` : med;
+};
+const table = (head, rows, textValues = false) => {
+  console.log(`| ${head.join(' | ')} |`);
+  console.log(`|${head.map((h, i) => (i === 0 || textValues ? '---' : '---:')).join('|')}|`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  console.log('');
+};
+
+// results.tsv: case run target rps p50 p99 non2xx requests errors cache-hits cache-misses sched-fifo
+const results = tsv('results.tsv').map(([c, run, target, rps, p50, p99, non2xx, reqs, errs, hits, misses, rt]) => ({
+  c, run: Number(run), target, rps: Number(rps), p50: Number(p50), p99: Number(p99),
+  non2xx: Number(non2xx), reqs: Number(reqs), errs: Number(errs), hits: Number(hits), misses: Number(misses),
+  rt: rt === 'on',
+}));
+// A table where some rows ran SCHED_FIFO: mark the others.
+const schedMark = (rows, isRt) => (rows.some(isRt) && !rows.every(isRt) ? (r) => (isRt(r) ? '' : ' †') : () => '');
+const get = (c, target) => results.filter((r) => r.c === c && r.target === target);
+const at = (c, target, run) => results.find((r) => r.c === c && r.target === target && r.run === run);
+const PEERS = ['nginx', 'haproxy', 'apache', 'node', 'mcp-gate'];
+const targets = ['direct', ...PEERS].filter((t) => results.some((r) => r.target === t) || t === 'direct');
+
+const machine = tsv('machine.tsv');
+console.log('# mcp-gate benchmark\n');
+console.log('## Machine and settings\n');
+table(['item', 'value'], [...machine.map(([k, v]) => [k, v]), ['bench time', `${elapsed} s`]], true);
+
+// ---- sanity
+console.log('## Sanity: status codes for one POST /mcp\n');
+console.log('direct and nginx do no auth (200 everywhere is right for them); every other peer must answer 200 then 401 ×5.\n');
+const sanity = tsv('sanity.tsv');
+table(['target', 'valid token', 'no token', 'forged signature', 'wrong aud', 'wrong iss', 'expired', 'verdict'],
+  sanity.map(([t, ...codes]) => {
+    const auth = !['direct', 'nginx'].includes(t);
+    const ok = auth ? codes[0] === '200' && codes.slice(1).every((x) => x === '401') : codes[0] === '200';
+    return [t, ...codes, ok ? 'ok' : '**unexpected**'];
+  }));
+
+// ---- throughput cases
+function throughputCase(title, c, baseCase, note, expectRefused) {
+  console.log(`## ${title}\n`);
+  if (note) console.log(`${note}\n`);
+  const runs = [...new Set(results.filter((r) => r.c === c).map((r) => r.run))];
+  const rows = [];
+  for (const t of targets) {
+    const baseline = ['direct', 'nginx'].includes(t);
+    const dc = baseline ? baseCase : c; // direct and nginx do no auth: c3 reuses their c1/c2 figures
+    const rs = get(dc, t);
+    if (!rs.length) continue;
+    const vsDirect = runs.map((run) => at(dc, t, run)?.rps / at(baseCase, 'direct', run)?.rps);
+    const vsNginx = runs.map((run) => at(dc, t, run)?.rps / at(baseCase, 'nginx', run)?.rps);
+    const refused = rs.reduce((s, r) => s + r.non2xx, 0);
+    const total = rs.reduce((s, r) => s + r.reqs, 0);
+    const label = baseline && dc !== c ? `${t} (valid token, ${dc === 'c1' ? 'case 1' : 'case 2'})` : t;
+    rows.push([label, int(median(rs.map((r) => r.rps))), range(vsDirect), range(vsNginx),
+      fmt(median(rs.map((r) => r.p50))), fmt(median(rs.map((r) => r.p99))),
+      total ? `${fmt((100 * refused) / total, 1)} %` : 'n/a', String(rs.reduce((s, r) => s + r.errs, 0))]);
+  }
+  table(['target', 'req/s (median)', '× direct', '× nginx', 'p50 ms', 'p99 ms',
+    expectRefused ? 'refused (non-2xx)' : 'non-2xx', 'socket errors'], rows);
+  const g = get(c, 'mcp-gate').filter((r) => Number.isFinite(r.hits) && Number.isFinite(r.misses));
+  const h = g.reduce((a, r) => a + r.hits, 0);
+  const m = g.reduce((a, r) => a + r.misses, 0);
+  if (g.length && h + m > 0) {
+    const perRun = g.map((r) => (r.hits + r.misses ? `${fmt((100 * r.hits) / (r.hits + r.misses), 1)} %` : 'n/a')).join(', ');
+    console.log(`mcp-gate's verified-token cache over these runs (from its /metrics): ${int(h)} hits, ${int(m)} misses; hit rate per run: ${perRun}.\n`);
+  }
+}
+const tokens = read('keys/tokens.txt').split('\n').filter(Boolean).length;
+throughputCase('Case 1: the same valid token on every request', 'c1', 'c1',
+  '× direct / × nginx: this proxy\'s req/s divided by direct\'s (nginx\'s) in the same run; median of the runs (min–max).');
+const perToken = PEERS.filter((t) => t !== 'nginx' && get('c2', t).length)
+  .map((t) => `${t} ${fmt(median(get('c2', t).map((r) => r.reqs)) / tokens, 1)}`).join(', ');
+throughputCase(`Case 2: ${int(tokens)} distinct valid tokens in rotation`, 'c2', 'c2',
+  `Round-robin over ${int(tokens)} tokens (one wrk thread walks the list). Times each token came round per run: ${perToken}. The runs follow each other, so a verified-token cache that holds all ${int(tokens)} tokens hits from the second pass on; mod_oauth2's default cache holds 1000 entries (FIFO) and keeps missing.`);
+throughputCase('Case 3a: no token (the 401 path)', 'c3a', 'c1',
+  'Refusals per second an attacker can make each proxy produce; compared with direct and nginx answering a valid token in case 1 of the same run. "refused" should be 100 %.', true);
+throughputCase('Case 3b: forged signatures (valid claims, random signature, never the same token twice)', 'c3b', 'c2',
+  'The forged tokens are walked round-robin and 10 characters in the middle of each signature are replaced by a clock-seeded counter, so no token repeats and no cache can help: every request costs a signature check that fails. Compared with direct and nginx under the case-2 script of the same run. "refused" should be 100 %.', true);
+
+// ---- latency at fixed offered rates
+const latCases = [...new Set(results.filter((r) => r.c.startsWith('lat-')).map((r) => r.c))];
+latCases.forEach((lc, k) => {
+  const rate = Number(lc.slice(4));
+  const half = rate === Math.floor(Number(directRps) / 2);
+  console.log(`## Latency at ${int(rate)} req/s offered${half ? ' (half of direct\'s case-1 saturation)' : ''}, case-1 requests\n`);
+  if (k === 0) {
+    console.log('wrk paced by its Lua delay(): requests are sent on a schedule at the offered rate (LuaJIT clock, millisecond granularity); a proxy that cannot keep up gets no catch-up burst, shows a lower achieved rate and is marked saturated, and its latency then includes queueing. Latency is measured by wrk from sending a request to its response. "added" = this proxy minus direct in the same run, median of the runs (min–max). Target for mcp-gate: p99 added ≤ 1 ms.\n');
+  }
+  const runs = [...new Set(results.filter((r) => r.c === lc).map((r) => r.run))];
+  const rows = [];
+  const all = results.filter((r) => r.c === lc);
+  const mark = schedMark(all, (r) => r.rt);
+  let marked = false;
+  for (const t of targets) {
+    const rs = get(lc, t);
+    if (!rs.length) continue;
+    const m = mark(rs[0]);
+    marked ||= m !== '';
+    const add50 = runs.map((run) => at(lc, t, run)?.p50 - at(lc, 'direct', run)?.p50);
+    const add99 = runs.map((run) => at(lc, t, run)?.p99 - at(lc, 'direct', run)?.p99);
+    const achieved = median(rs.map((r) => r.rps));
+    const m99 = median(add99);
+    const sat = achieved < 0.95 * rate;
+    rows.push([t + m, int(achieved) + (sat ? ' (saturated)' : ''), fmt(median(rs.map((r) => r.p50)), 3), fmt(median(rs.map((r) => r.p99)), 3),
+      t === 'direct' ? '—' : range(add50, 3), t === 'direct' ? '—' : range(add99, 3),
+      t === 'direct' ? '—' : (m99 <= 1 ? 'yes' : 'no')]);
+  }
+  table(['target', 'achieved req/s', 'p50 ms', 'p99 ms', 'p50 added ms', 'p99 added ms', 'p99 added ≤ 1 ms'], rows);
+  if (all.some((r) => r.rt)) console.log(`Servers, upstream and wrk ran SCHED_FIFO for this table${marked ? '; † = normal scheduling (SCHED_FIFO stalls Node on one core, see bench/README.md), so that row also carries the machine\'s other load' : ''}.\n`);
+});
+
+// ---- case 4
+console.log('## Case 4: time to first byte of an SSE response (GET /sse, upstream writes one event at once)\n');
+{
+  const rows = [];
+  const ttfb = tsv('ttfb.tsv').map(([t, v]) => { const [s, code, rt] = v.split(' '); return { t, ms: Number(s) * 1000, code, rt: rt === 'on' }; });
+  const mark = schedMark(ttfb, (x) => x.rt);
+  const direct = ttfb.filter((x) => x.t === 'direct').map((x) => x.ms);
+  for (const t of targets) {
+    const xs = ttfb.filter((x) => x.t === t);
+    if (!xs.length) continue;
+    const ms = xs.map((x) => x.ms);
+    const bad = xs.filter((x) => x.code !== '200').length;
+    rows.push([t + mark(xs[0]), String(xs.length), fmt(median(ms), 3), fmt(pct(ms, 0.99), 3),
+      t === 'direct' ? '—' : fmt(median(ms) - median(direct), 3), t === 'direct' ? '—' : fmt(pct(ms, 0.99) - pct(direct, 0.99), 3),
+      String(bad)]);
+  }
+  console.log(`curl \`-w %{time_starttransfer}\`, a new connection per sample, samples interleaved across targets${ttfb.some((x) => x.rt) ? '; servers, upstream and curl under SCHED_FIFO' + (ttfb.some((x) => !x.rt) ? ' († = normal scheduling)' : '') : ''}.\n`);
+  table(['target', 'samples', 'median ms', 'p99 ms', 'median added ms', 'p99 added ms', 'non-200'], rows);
+}
+
+// ---- case 5
+console.log('## Case 5: concurrent idle SSE streams through mcp-gate\n');
+{
+  const s = json('streams.json');
+  if (s.requested) {
+    table(['item', 'value'], [
+      ['streams requested', int(s.requested)],
+      ['opened (first event received through the gate)', int(s.opened)],
+      ['refused / failed to open', `${int(s.refused)} / ${int(s.failed)}`],
+      [`still open after ${s.hold_seconds} s held`, int(s.still_open_after_hold)],
+      ['closed early', int(s.closed_early)],
+      ['open at the upstream', s.upstream_open === null ? 'n/a' : int(s.upstream_open)],
+      ['time to open them all', `${fmt(s.open_seconds, 1)} s`],
+      ['gate RSS before → after', `${fmt(s.rss_before_kib / 1024, 1)} MiB → ${fmt(s.rss_after_kib / 1024, 1)} MiB`],
+      ['memory per stream (RSS delta / opened)', `${fmt(s.per_stream_kib, 1)} KiB`],
+      ['all stayed open', s.still_open_after_hold === s.requested ? 'yes' : '**no**'],
+    ]);
+  } else {
+    console.log(`not measured: ${JSON.stringify(s)}\n`);
+  }
+}
+
+// ---- case 6
+console.log('## Case 6: start-up, idle memory, size\n');
+{
+  const s = json('startup.json');
+  const size = Number(read('gate-size.txt'));
+  const rows = [];
+  if (s.ready_ms) {
+    rows.push([`mcp-gate exec → /readyz 200 (IdP up; ${s.ready_ms.length} starts)`, `${range(s.ready_ms, 1)} ms`]);
+    rows.push(['mcp-gate idle RSS (1 s after ready)', `${fmt(median(s.rss_kib) / 1024, 1)} MiB`]);
+  } else {
+    rows.push(['mcp-gate start-up', `not measured: ${JSON.stringify(s)}`]);
+  }
+  rows.push(['mcp-gate binary size', `${fmt(size / 1048576, 1)} MiB (${int(size)} bytes)`]);
+  for (const [peer, kib] of tsv('idle-rss.tsv')) rows.push([`idle RSS after start, ${peer} (all its processes)`, `${fmt(Number(kib) / 1024, 1)} MiB`]);
+  table(['item', 'value'], rows);
+}
+
+// ---- summary
+console.log('## Summary: mcp-gate req/s divided by each peer\'s, same run, median of runs\n');
+{
+  const cases = [['case 1 (one token)', 'c1'], ['case 2 (token rotation)', 'c2'], ['case 3a (no token)', 'c3a'], ['case 3b (forged)', 'c3b']];
+  const runsOf = (c) => [...new Set(results.filter((r) => r.c === c).map((r) => r.run))];
+  const rows = [];
+  for (const [label, c] of cases) {
+    if (!get(c, 'mcp-gate').length) continue;
+    const base = c === 'c3a' ? 'c1' : c === 'c3b' ? 'c2' : c;
+    const cell = (peer, pc) => range(runsOf(c).map((run) => at(c, 'mcp-gate', run)?.rps / at(pc, peer, run)?.rps));
+    rows.push([label, cell('direct', base), cell('nginx', base), cell('haproxy', c), cell('apache', c), cell('node', c)]);
+  }
+  table(['case', '÷ direct', '÷ nginx (no auth)', '÷ haproxy', '÷ apache', '÷ node'], rows);
+}
