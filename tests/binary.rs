@@ -225,3 +225,80 @@ fn sigterm(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// The image runs the gate as uid/gid 65532 (distroless `nonroot`) on a read-only root filesystem:
+/// the binary must start, serve and pass its own healthcheck as that user, from a directory it cannot
+/// write to. Needs root to switch users (as in CI); elsewhere it says so and checks nothing.
+#[tokio::test]
+async fn runs_and_serves_as_the_unprivileged_image_user() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("not root: cannot switch to uid 65532 here; nothing checked");
+        return;
+    }
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let as_nonroot = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65532",
+            "--regid=65532",
+            "--clear-groups",
+            "--",
+            BIN,
+        ])
+        .args(args);
+        cmd.env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("UPSTREAM_URL", upstream.url())
+            .env("RESOURCE_URI", format!("http://127.0.0.1:{port}/mcp"))
+            .env("AUTHORIZATION_SERVER", &idp.issuer)
+            .current_dir("/");
+        cmd
+    };
+    let child = as_nonroot(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if as_nonroot(&["healthcheck"]).status().unwrap().success() {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = key.token(&claims(
+        &idp.issuer,
+        &format!("http://127.0.0.1:{port}/mcp"),
+    ));
+    let status = if healthy {
+        post(
+            &format!("http://127.0.0.1:{port}/mcp"),
+            &[("authorization", &bearer(&token))],
+            "",
+        )
+        .await
+        .status
+    } else {
+        0
+    };
+    sigterm(child.id());
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        healthy,
+        "not ready as uid 65532: {}",
+        String::from_utf8_lossy(&exit.stderr)
+    );
+    assert_eq!(status, 200);
+    assert_eq!(exit.status.code(), Some(0));
+}
