@@ -200,6 +200,11 @@ pub const SETTINGS: &[Setting] = &[
         "Log level: error, warn, info, debug, trace",
     ),
     s("LOG_FORMAT", Some("json"), "Log format: json or pretty"),
+    s(
+        "MAX_CONNECTIONS",
+        Some("10000"),
+        "Most client connections served at once; further ones wait in the listen backlog",
+    ),
 ];
 
 /// A setting that cannot be used; the message names the variable, the value and what is expected.
@@ -275,6 +280,8 @@ pub struct Config {
     pub token_cache_size: usize,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Client connections served at once; the accept loop waits for a free slot beyond that.
+    pub max_connections: usize,
 }
 
 /// Reads settings out of a map of variables, applying the table's defaults; empty values count as unset.
@@ -651,6 +658,16 @@ impl Config {
             },
             log_level,
             log_format,
+            max_connections: {
+                let raw = v.required("MAX_CONNECTIONS", "a number of connections")?;
+                raw.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid(
+                        "MAX_CONNECTIONS",
+                        raw,
+                        "a whole number of connections above zero",
+                    )
+                })?
+            },
         };
         Ok((config, warnings))
     }
@@ -785,6 +802,7 @@ mod tests {
         assert_eq!(c.max_request_body, 4 << 20);
         assert!(!c.forward_token);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.max_connections, 10_000);
     }
 
     #[test]
@@ -821,6 +839,8 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
             ("REQUIRED_SCOPES", "café"),
             ("UPSTREAM_TIMEOUT", "0s"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "lots"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);

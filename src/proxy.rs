@@ -140,6 +140,7 @@ impl Proxy {
         }
         parts.uri = uri;
         // The upstream leg is HTTP/1.1 whatever the client spoke.
+        let client_version = parts.version;
         parts.version = Version::HTTP_11;
 
         let upstream_request =
@@ -158,6 +159,22 @@ impl Proxy {
                 )
             }
             Ok(Err(e)) if is_length_limit(&e) => return too_large(),
+            Ok(Err(e)) if is_request_body_error(&e) => {
+                // The client's body broke off or was malformed (bad chunk framing): its fault, not
+                // the upstream's. The upstream saw an aborted body, never a complete one.
+                tracing::debug!(error = %crate::auth::fetch::error_chain(&e), "request body failed");
+                let mut response = error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "The request body is malformed or incomplete",
+                );
+                if client_version < Version::HTTP_2 {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                return response;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %crate::auth::fetch::error_chain(&e), "upstream request failed");
                 return error_response(
@@ -186,6 +203,38 @@ impl Proxy {
     }
 }
 
+/// Why a request's body framing is ambiguous, if it is (RFC 9112 §6): the shapes two HTTP parsers on
+/// one path may delimit differently, which is what request smuggling between a front proxy and the
+/// gate feeds on. hyper refuses malformed or conflicting lengths and a last coding other than
+/// `chunked`; it lets through, and this refuses, a `Transfer-Encoding` that is not exactly one
+/// `chunked` coding (`identity, chunked`, `gzip, chunked`, two fields): the gate decodes only
+/// `chunked` and would forward the rest re-framed. hyper also resolves `Transfer-Encoding` with
+/// `Content-Length` (chunked wins, the length is dropped, the connection closes after the answer)
+/// and merges equal duplicate lengths before the gate sees them; the length checks here are defence
+/// in depth should that ever change.
+pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
+    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let coding = codings.next();
+    if coding.is_some() && lengths > 0 {
+        return Some("both Transfer-Encoding and Content-Length");
+    }
+    if lengths > 1 {
+        return Some("more than one Content-Length");
+    }
+    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
+        if length.is_empty() || !length.as_bytes().iter().all(u8::is_ascii_digit) {
+            return Some("a Content-Length that is not a single number");
+        }
+    }
+    match (coding, codings.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("more than one Transfer-Encoding"),
+        (Some(te), None) if te.as_bytes().eq_ignore_ascii_case(b"chunked") => None,
+        (Some(_), None) => Some("a Transfer-Encoding other than chunked"),
+    }
+}
+
 fn too_large() -> Response<ResponseBody> {
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -198,6 +247,21 @@ fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Whether the upstream request failed because the client's request body did: hyper reports an error
+/// of the body it was sending as a "user" error, whose source is the server side's decoding error.
+fn is_request_body_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
             return true;
         }
         source = s.source();
@@ -270,6 +334,46 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["mcp-protocol-version", "mcp-session-id"]);
+    }
+
+    #[test]
+    fn framing_is_ambiguous_unless_it_is_one_length_or_one_chunked_coding() {
+        let framing = |fields: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in fields {
+                h.append(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            ambiguous_framing(&h)
+        };
+        for fine in [
+            &[][..],
+            &[("content-length", "0")],
+            &[("content-length", "1024")],
+            &[("transfer-encoding", "chunked")],
+            &[("transfer-encoding", "Chunked")],
+        ] {
+            assert_eq!(framing(fine), None, "{fine:?}");
+        }
+        for ambiguous in [
+            &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
+            &[("transfer-encoding", "chunked"), ("content-length", "5")],
+            &[("content-length", "5"), ("content-length", "5")],
+            &[("content-length", "5, 5")],
+            &[("content-length", "+5")],
+            &[("content-length", "")],
+            &[("transfer-encoding", "identity, chunked")],
+            &[("transfer-encoding", "gzip, chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[("transfer-encoding", "identity")],
+        ] {
+            assert!(framing(ambiguous).is_some(), "{ambiguous:?}");
+        }
     }
 
     #[test]

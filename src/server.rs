@@ -7,9 +7,11 @@
 //!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
 //!                         └─ accepted ─► proxy ─► upstream (streamed)
 //! ```
-//! Connections are HTTP/1.1 or HTTP/2 (prior knowledge), with a bound on the header block and on the
-//! time to send it. Shutdown stops accepting, lets in-flight requests finish for `SHUTDOWN_TIMEOUT`,
-//! then closes what is left (SSE streams never end on their own).
+//! Connections are HTTP/1.1 or HTTP/2 (prior knowledge), at most `MAX_CONNECTIONS` at once, with a
+//! bound on the header block and on the time to send it (and to start the first request); a request
+//! whose body framing is ambiguous is refused before it is routed. Shutdown stops accepting, lets
+//! in-flight requests finish for `SHUTDOWN_TIMEOUT`, then closes what is left (SSE streams never end
+//! on their own).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,15 +20,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
@@ -146,6 +148,24 @@ impl Gate {
         client: SocketAddr,
         record: &mut AccessRecord,
     ) -> Response<ResponseBody> {
+        if let Some(why) = crate::proxy::ambiguous_framing(request.headers()) {
+            tracing::debug!(why, "refusing a request whose body framing is ambiguous");
+            record.outcome = Outcome::Refused;
+            record.reason = Some("ambiguous_framing");
+            let mut response = error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The request's message framing is ambiguous",
+            );
+            if request.version() < Version::HTTP_2 {
+                // Where this request's body ends is in doubt, so nothing after it on this connection
+                // can be trusted to be the next request: close it.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
+        }
         let path = request.uri().path();
         if self.metadata.serves(path) {
             return self.metadata.respond(request.method());
@@ -250,7 +270,15 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_header_size);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 gets the same bound on a request's header block as HTTP/1.1 (hyper's own default is
+    // 16 KiB, which would refuse over HTTP/2 tokens that MAX_HEADER_SIZE admits over HTTP/1.1).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    let connections = Arc::new(Semaphore::new(
+        config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
 
     if let Some(addr) = config.metrics_addr {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -292,6 +320,13 @@ pub async fn serve(
     );
     tokio::pin!(shutdown);
     loop {
+        // At MAX_CONNECTIONS the loop stops accepting: further clients wait in the kernel's listen
+        // backlog (their connect succeeds, their request is read once a slot frees) rather than being
+        // accepted and dropped. One permit is held for the life of each connection.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -306,7 +341,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();
+        let first_request = FirstRequest::default();
+        let seen = first_request.clone();
         let service = service_fn(move |request| {
+            seen.started();
             let gate = gate.clone();
             async move { Ok::<_, Infallible>(gate.handle(request, client).await) }
         });
@@ -316,6 +354,7 @@ pub async fn serve(
         let handshake_timeout = config.header_read_timeout;
         let mut force_close = stop_rx.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let connection = async move {
                 match tls {
                     None => {
@@ -335,6 +374,7 @@ pub async fn serve(
             };
             tokio::select! {
                 _ = connection => {}
+                _ = first_request.missed(handshake_timeout) => {}
                 _ = force_close.wait_for(|stop| *stop) => {}
             }
         });
@@ -399,6 +439,30 @@ async fn serve_metrics(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Cuts off a connection that has not started a request within `HEADER_READ_TIMEOUT` of being
+/// accepted (TLS handshake included). hyper's header timeout only starts once it reads an HTTP/1
+/// request head: before that, the HTTP/1-or-2 detection waits for bytes without limit, and HTTP/2 has
+/// no header timeout at all, so a client that connects and sends nothing (or only the HTTP/2 preface)
+/// would hold a connection slot forever. After the first request, HTTP/1 idle time is bounded by
+/// hyper's header timeout.
+#[derive(Clone, Default)]
+struct FirstRequest(Arc<Notify>);
+
+impl FirstRequest {
+    /// Called by the service for every request; only the first one matters.
+    fn started(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves if no request started within `within`; never resolves once one has.
+    async fn missed(self, within: std::time::Duration) {
+        tokio::select! {
+            _ = self.0.notified() => std::future::pending().await,
+            _ = tokio::time::sleep(within) => {}
+        }
     }
 }
 
