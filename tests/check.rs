@@ -63,38 +63,9 @@ fn assert_fails(report: &Report, ids: &[&str], words: &str) {
 // The real gate
 // -------------------------------------------------------------------------------------------
 
-struct Stack {
-    idp: TestIdp,
-    _upstream: TestUpstream,
-    gate: TestGate,
-    key: TestKey,
-}
-
-async fn stack() -> Stack {
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let upstream = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &upstream, &[("REQUIRED_SCOPES", "mcp:tools")]).await;
-    gate.wait_ready().await;
-    Stack {
-        idp,
-        _upstream: upstream,
-        gate,
-        key,
-    }
-}
-
-impl Stack {
-    fn token_with(&self, change: impl FnOnce(&mut Value)) -> String {
-        let mut c = claims(&self.idp.issuer, &self.gate.resource());
-        change(&mut c);
-        self.key.token(&c)
-    }
-}
-
 #[tokio::test]
 async fn a_healthy_gate_passes_every_check_with_only_loopback_warnings() {
-    let s = stack().await;
+    let s = stack(&[("REQUIRED_SCOPES", "mcp:tools")]).await;
     let report = run(&s.gate.resource(), None).await;
     assert!(failing(&report).is_empty(), "\n{}", report.to_text());
     let warnings: Vec<&str> = report
@@ -136,7 +107,7 @@ async fn a_healthy_gate_passes_every_check_with_only_loopback_warnings() {
 
 #[tokio::test]
 async fn a_valid_token_passes_and_each_bad_token_is_refused_for_its_rule() {
-    let s = stack().await;
+    let s = stack(&[("REQUIRED_SCOPES", "mcp:tools")]).await;
     let url = s.gate.resource();
     let good = s.token_with(|_| {});
     let report = run(&url, Some(&good)).await;
@@ -676,7 +647,7 @@ async fn binary(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[tokio::test]
 async fn the_binary_exits_0_1_or_2_and_never_prints_the_token() {
-    let s = stack().await;
+    let s = stack(&[("REQUIRED_SCOPES", "mcp:tools")]).await;
     let url = s.gate.resource();
     let token = s.token_with(|_| {});
 

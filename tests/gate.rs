@@ -9,44 +9,6 @@ use http::Method;
 use serde_json::json;
 use support::*;
 
-struct Stack {
-    idp: TestIdp,
-    upstream: TestUpstream,
-    gate: TestGate,
-    key: TestKey,
-}
-
-async fn stack(extra: &[(&str, &str)]) -> Stack {
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let upstream = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &upstream, extra).await;
-    let ready_path = extra
-        .iter()
-        .find(|(k, _)| *k == "READY_PATH")
-        .map_or("/readyz", |(_, v)| *v);
-    gate.wait_ready_at(ready_path).await;
-    Stack {
-        idp,
-        upstream,
-        gate,
-        key,
-    }
-}
-
-impl Stack {
-    fn token(&self) -> String {
-        self.key
-            .token(&claims(&self.idp.issuer, &self.gate.resource()))
-    }
-
-    fn token_with(&self, change: impl FnOnce(&mut serde_json::Value)) -> String {
-        let mut c = claims(&self.idp.issuer, &self.gate.resource());
-        change(&mut c);
-        self.key.token(&c)
-    }
-}
-
 #[tokio::test]
 async fn metadata_is_served_at_root_and_path_inserted_without_auth() {
     let s = stack(&[("REQUIRED_SCOPES", "mcp:tools"), ("RESOURCE_NAME", "Test")]).await;

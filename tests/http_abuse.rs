@@ -19,33 +19,7 @@ use tokio::net::TcpStream;
 /// A generous upper bound for "cut off after a 1 s timeout" on a loaded two-core machine.
 const CUT_OFF_BOUND: Duration = Duration::from_secs(4);
 
-struct Stack {
-    idp: TestIdp,
-    upstream: TestUpstream,
-    gate: TestGate,
-    key: TestKey,
-}
-
-async fn stack(extra: &[(&str, &str)]) -> Stack {
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let upstream = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &upstream, extra).await;
-    gate.wait_ready().await;
-    Stack {
-        idp,
-        upstream,
-        gate,
-        key,
-    }
-}
-
 impl Stack {
-    fn token(&self) -> String {
-        self.key
-            .token(&claims(&self.idp.issuer, &self.gate.resource()))
-    }
-
     /// `POST /mcp` head with a valid token and the given extra header lines (each ending in CRLF).
     fn head(&self, extra: &str) -> String {
         format!(

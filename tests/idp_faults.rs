@@ -22,32 +22,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(1);
 /// The generous bound on any wait the fetch timeout governs (timeout + queueing + a loaded machine).
 const WAIT_BOUND: Duration = Duration::from_millis(3500);
 
-struct Stack {
-    idp: TestIdp,
-    upstream: TestUpstream,
-    gate: TestGate,
-    key: TestKey,
-}
-
-async fn stack(extra: &[(&str, &str)]) -> Stack {
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let upstream = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &upstream, extra).await;
-    gate.wait_ready().await;
-    Stack {
-        idp,
-        upstream,
-        gate,
-        key,
-    }
-}
-
 impl Stack {
-    fn token(&self, key: &TestKey) -> String {
-        key.token(&claims(&self.idp.issuer, &self.gate.resource()))
-    }
-
     /// A token naming a `kid` the IdP never published (its signature is never even checked).
     fn unknown_kid_token(&self, kid: &str) -> String {
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}).to_string();
@@ -94,7 +69,7 @@ async fn idp_garbage_huge_and_stalled_answers_keep_the_last_good_keys_and_bound_
         ("JWKS_FETCH_TIMEOUT", "1s"),
     ])
     .await;
-    let valid = s.token(&s.key);
+    let valid = s.token_from(&s.key);
     let ten_mb_json = format!(
         r#"{{"keys":[{}]}}"#,
         vec![s.key.jwk().to_string(); 30_000].join(",")
@@ -142,7 +117,7 @@ async fn idp_garbage_huge_and_stalled_answers_keep_the_last_good_keys_and_bound_
     let next = TestKey::rsa("k2", 2048);
     s.idp.serve_keys(&[&s.key, &next]);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(s.timed(&s.token(&next)).await.0, 200);
+    assert_eq!(s.timed(&s.token_from(&next)).await.0, 200);
     assert_eq!(s.upstream.count(), 1 + 11);
 }
 
@@ -203,13 +178,13 @@ async fn rotation_with_overlap_accepts_both_keys_then_drops_the_retired_one() {
         ("JWKS_MIN_REFRESH_INTERVAL", "500ms"),
     ])
     .await;
-    let old = s.token(&s.key);
+    let old = s.token_from(&s.key);
     assert_eq!(s.timed(&old).await.0, 200);
     // The IdP publishes the next key ahead of using it.
     let next = TestKey::rsa("k2", 2048);
     s.idp.serve_keys(&[&s.key, &next]);
     s.wait_for_fetch_after(s.idp.jwks_fetches()).await;
-    let new = s.token(&next);
+    let new = s.token_from(&next);
     assert_eq!(s.timed(&new).await.0, 200, "the new key is accepted");
     assert_eq!(
         s.timed(&old).await.0,
@@ -230,14 +205,14 @@ async fn rotation_with_overlap_accepts_both_keys_then_drops_the_retired_one() {
 #[tokio::test]
 async fn abrupt_rotation_is_picked_up_by_one_shared_fetch_and_the_old_key_stops_at_once() {
     let s = stack(&[("JWKS_MIN_REFRESH_INTERVAL", "500ms")]).await;
-    let old = s.token(&s.key);
+    let old = s.token_from(&s.key);
     assert_eq!(s.timed(&old).await.0, 200);
     let next = TestKey::rsa("k2", 2048);
     s.idp.serve_keys(&[&next]);
     tokio::time::sleep(Duration::from_millis(600)).await;
     let before = s.idp.jwks_fetches();
     // Fifty clients arrive with the new key at once: one fetch serves them all.
-    let new = s.token(&next);
+    let new = s.token_from(&next);
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (url, token) = (s.gate.resource(), new.clone());
@@ -299,7 +274,7 @@ async fn ten_thousand_unknown_kids_in_ten_seconds_cause_at_most_one_fetch_per_mi
         }));
     }
     // Meanwhile a client with a valid token keeps being served without waiting on the flood.
-    let valid = s.token(&s.key);
+    let valid = s.token_from(&s.key);
     let mut slowest = Duration::ZERO;
     while !workers.iter().all(|w| w.is_finished()) {
         let (status, took) = s.timed(&valid).await;

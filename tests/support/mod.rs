@@ -28,7 +28,7 @@ fn full(b: impl Into<Bytes>) -> BoxBody {
     Full::new(b.into()).boxed()
 }
 
-/// Serves `handler` on 127.0.0.1:0 until the returned guard is dropped.
+/// Serves `handler` on 127.0.0.1:0 until the returned sender is dropped or used.
 async fn spawn_server<F, Fut>(handler: F) -> (SocketAddr, oneshot::Sender<()>)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -36,25 +36,8 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = tokio::select! {
-                a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                _ = &mut stop_rx => return,
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    serve_on(listener, handler, stop_rx);
     (addr, stop_tx)
 }
 
@@ -444,6 +427,54 @@ impl Drop for TestGate {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// An identity provider publishing one RSA key (`k1`), a recording upstream and a ready gate in front
+/// of it: the usual arrangement of the integration tests.
+pub struct Stack {
+    pub idp: TestIdp,
+    pub upstream: TestUpstream,
+    pub gate: TestGate,
+    pub key: TestKey,
+}
+
+/// Starts a [`Stack`] with extra gate settings and waits until the gate is ready.
+pub async fn stack(extra: &[(&str, &str)]) -> Stack {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let gate = TestGate::start(&idp, &upstream, extra).await;
+    let ready_path = extra
+        .iter()
+        .find(|(k, _)| *k == "READY_PATH")
+        .map_or("/readyz", |(_, v)| *v);
+    gate.wait_ready_at(ready_path).await;
+    Stack {
+        idp,
+        upstream,
+        gate,
+        key,
+    }
+}
+
+impl Stack {
+    /// A valid token for this gate, signed with the stack's key.
+    pub fn token(&self) -> String {
+        self.key
+            .token(&claims(&self.idp.issuer, &self.gate.resource()))
+    }
+
+    /// A token with the standard claims changed by `change`, signed with the stack's key.
+    pub fn token_with(&self, change: impl FnOnce(&mut Value)) -> String {
+        let mut c = claims(&self.idp.issuer, &self.gate.resource());
+        change(&mut c);
+        self.key.token(&c)
+    }
+
+    /// A valid token for this gate, signed with `key`.
+    pub fn token_from(&self, key: &TestKey) -> String {
+        key.token(&claims(&self.idp.issuer, &self.gate.resource()))
     }
 }
 
