@@ -26,7 +26,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION, USER_AGENT, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -35,7 +35,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::auth::discovery::metadata_urls;
-use crate::auth::fetch::{error_chain, FetchError, MAX_DOCUMENT};
+use crate::auth::fetch::{error_chain, FetchError};
 use crate::auth::keys::{parse_jwks, Alg, KeySet};
 use crate::auth::strict_json;
 use crate::auth::token::{self, Policy, TokenType};
@@ -1668,17 +1668,7 @@ impl Prober {
             let (parts, incoming) = response.into_parts();
             let status = parts.status.as_u16();
             let body = if always_read_body || status == 401 {
-                Limited::new(incoming, MAX_DOCUMENT)
-                    .collect()
-                    .await
-                    .map_err(|e| {
-                        if e.is::<http_body_util::LengthLimitError>() {
-                            FetchError::TooLarge
-                        } else {
-                            FetchError::Request(e.to_string())
-                        }
-                    })?
-                    .to_bytes()
+                crate::auth::fetch::read_bounded(incoming).await?
             } else {
                 Bytes::new()
             };

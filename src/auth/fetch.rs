@@ -77,22 +77,25 @@ impl Fetcher {
                 .get(CACHE_CONTROL)
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_max_age);
-            let body = Limited::new(response.into_body(), MAX_DOCUMENT)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        FetchError::TooLarge
-                    } else {
-                        FetchError::Request(e.to_string())
-                    }
-                })?
-                .to_bytes();
+            let body = read_bounded(response.into_body()).await?;
             Ok(Fetched { body, max_age })
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| FetchError::Timeout(self.timeout))?
+    }
+}
+
+/// Reads a whole body of at most [`MAX_DOCUMENT`] bytes.
+pub async fn read_bounded<B>(body: B) -> Result<Bytes, FetchError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_DOCUMENT).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(FetchError::TooLarge),
+        Err(e) => Err(FetchError::Request(e.to_string())),
     }
 }
 
