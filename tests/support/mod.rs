@@ -478,6 +478,39 @@ impl Stack {
     }
 }
 
+/// Collects a child process's stdout, line by line, on a thread of its own.
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Polls `http://127.0.0.1:PORT/readyz` until it answers 200 (a binary started by a test); panics
+/// after 5 s.
+pub async fn wait_ready_on(port: u16) {
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+            && get(&url, &[]).await.status == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the binary on port {port} never became ready");
+}
+
 /// A complete response.
 #[derive(Debug)]
 pub struct Answer {
