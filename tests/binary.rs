@@ -85,11 +85,7 @@ async fn access_log_is_one_json_line_per_request_without_the_token_and_sigterm_e
     let key = TestKey::rsa("k1", 2048);
     let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
     let upstream = TestUpstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_addr().port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let mut child = Command::new(BIN)
         .env_clear()
@@ -219,11 +215,7 @@ async fn runs_and_serves_as_the_unprivileged_image_user() {
     let key = TestKey::rsa("k1", 2048);
     let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
     let upstream = TestUpstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_addr().port();
     let as_nonroot = |args: &[&str]| {
         let mut cmd = Command::new("setpriv");
         cmd.args([

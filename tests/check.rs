@@ -156,11 +156,7 @@ async fn a_valid_token_passes_and_each_bad_token_is_refused_for_its_rule() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_fails_once_and_skips_the_rest() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_addr().port();
     let report = run(&format!("http://127.0.0.1:{port}/mcp"), None).await;
     assert_fails(&report, &["endpoint"], "remaining checks were skipped");
     assert_eq!(report.checks.len(), 2, "\n{}", report.to_text());

@@ -140,16 +140,7 @@ async fn valid_token_is_forwarded_with_path_query_and_mcp_headers_and_without_au
 async fn forward_token_true_passes_the_authorization_header() {
     let s = stack(&[("FORWARD_TOKEN", "true")]).await;
     let token = s.token();
-    assert_eq!(
-        post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&token))],
-            ""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&token).await.status, 200);
     assert_eq!(
         s.upstream.seen()[0].headers["authorization"],
         bearer(&token).as_str()
@@ -249,12 +240,7 @@ async fn bad_tokens_get_401_invalid_token_and_never_reach_upstream() {
         ("opaque", "2YotnFZFEjr1zCsicMWpAA".to_string()),
     ];
     for (name, token) in cases {
-        let a = post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&token))],
-            "",
-        )
-        .await;
+        let a = s.post_bearer(&token).await;
         assert_eq!(a.status, 401, "{name}");
         let challenge = a.header("www-authenticate").unwrap();
         assert!(
@@ -315,12 +301,7 @@ async fn malformed_requests_get_400_invalid_request() {
 async fn missing_scope_gets_403_naming_all_required_scopes() {
     let s = stack(&[("REQUIRED_SCOPES", "mcp:tools mcp:admin")]).await;
     let token = s.token();
-    let a = post(
-        &s.gate.resource(),
-        &[("authorization", &bearer(&token))],
-        "",
-    )
-    .await;
+    let a = s.post_bearer(&token).await;
     assert_eq!(a.status, 403);
     let challenge = a.header("www-authenticate").unwrap();
     assert!(
@@ -333,16 +314,7 @@ async fn missing_scope_gets_403_naming_all_required_scopes() {
     );
     assert!(challenge.contains("resource_metadata=\""), "{challenge}");
     let token = s.token_with(|c| c["scope"] = json!("mcp:admin mcp:tools"));
-    assert_eq!(
-        post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&token))],
-            ""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&token).await.status, 200);
     assert_eq!(s.upstream.count(), 1);
 }
 
@@ -354,26 +326,12 @@ async fn failed_claim_rule_gets_403() {
     )])
     .await;
     let without = s.token_with(|c| c["email_verified"] = json!(true));
-    assert_eq!(
-        post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&without))],
-            ""
-        )
-        .await
-        .status,
-        403
-    );
+    assert_eq!(s.post_bearer(&without).await.status, 403);
     let with = s.token_with(|c| {
         c["email_verified"] = json!(true);
         c["realm_access"] = json!({"roles": ["x", "mcp-user"]});
     });
-    assert_eq!(
-        post(&s.gate.resource(), &[("authorization", &bearer(&with))], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&with).await.status, 200);
 }
 
 #[tokio::test]
@@ -431,10 +389,7 @@ async fn upstream_refusing_gives_502_and_stalling_gives_504() {
     let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
     let upstream = TestUpstream::start().await;
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = free_addr();
     let gate = TestGate::start(
         &idp,
         &upstream,
@@ -490,25 +445,20 @@ async fn oversized_body_gets_413() {
 async fn rotated_key_is_accepted_without_restart_and_removed_key_is_refused() {
     let s = stack(&[]).await;
     let old = s.token();
-    assert_eq!(
-        post(&s.gate.resource(), &[("authorization", &bearer(&old))], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&old).await.status, 200);
     let new_key = TestKey::rsa("k2", 2048);
     s.idp.serve_keys(&[&new_key]);
     let fetches_before = s.idp.jwks_fetches();
     // Past JWKS_MIN_REFRESH_INTERVAL (1 s in tests) since the initial load.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let new = new_key.token(&claims(&s.idp.issuer, &s.gate.resource()));
-    let a = post(&s.gate.resource(), &[("authorization", &bearer(&new))], "").await;
+    let a = s.post_bearer(&new).await;
     assert_eq!(
         a.status, 200,
         "a token from the new key is accepted on first sight"
     );
     assert_eq!(s.idp.jwks_fetches(), fetches_before + 1);
-    let a = post(&s.gate.resource(), &[("authorization", &bearer(&old))], "").await;
+    let a = s.post_bearer(&old).await;
     assert_eq!(a.status, 401, "the removed key no longer verifies");
 }
 
@@ -519,16 +469,7 @@ async fn key_replaced_under_the_same_kid_is_picked_up() {
     s.idp.serve_keys(&[&replacement]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let token = replacement.token(&claims(&s.idp.issuer, &s.gate.resource()));
-    assert_eq!(
-        post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&token))],
-            ""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&token).await.status, 200);
 }
 
 #[tokio::test]
@@ -634,16 +575,7 @@ async fn idp_failing_later_keeps_the_last_good_keys() {
         }
         assert!(s.idp.jwks_fetches() > fetches);
         let started = Instant::now();
-        assert_eq!(
-            post(
-                &s.gate.resource(),
-                &[("authorization", &bearer(&token))],
-                ""
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(s.post_bearer(&token).await.status, 200);
         assert!(
             started.elapsed() < Duration::from_millis(1500),
             "{:?}",
@@ -711,16 +643,7 @@ async fn cors_preflight_is_answered_before_auth_and_foreign_origins_are_refused(
     .await;
     assert_eq!(evil.status, 403);
     // Server-side clients send no Origin and are unaffected.
-    assert_eq!(
-        post(
-            &s.gate.resource(),
-            &[("authorization", &bearer(&token))],
-            ""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(s.post_bearer(&token).await.status, 200);
     assert_eq!(s.upstream.count(), 2);
 }
 

@@ -312,11 +312,7 @@ async fn the_binary_logs_failed_refreshes_as_warnings() {
     let key = TestKey::rsa("k1", 2048);
     let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
     let upstream = TestUpstream::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_addr().port();
     let resource = format!("http://127.0.0.1:{port}/mcp");
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_mcp-gate"))

@@ -21,10 +21,7 @@ async fn metrics_count_known_traffic_with_bounded_labels() {
     let key = TestKey::rsa("k1", 2048);
     let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
     let upstream = TestUpstream::start().await;
-    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let metrics_addr = free_addr();
     let gate = TestGate::start(
         &idp,
         &upstream,

@@ -472,6 +472,16 @@ impl Stack {
         self.key.token(&c)
     }
 
+    /// `POST` to the MCP endpoint with `token` as the bearer.
+    pub async fn post_bearer(&self, token: &str) -> Answer {
+        post(
+            &self.gate.resource(),
+            &[("authorization", &bearer(token))],
+            "",
+        )
+        .await
+    }
+
     /// A valid token for this gate, signed with `key`.
     pub fn token_from(&self, key: &TestKey) -> String {
         key.token(&claims(&self.idp.issuer, &self.gate.resource()))
@@ -509,6 +519,14 @@ pub async fn wait_ready_on(port: u16) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the binary on port {port} never became ready");
+}
+
+/// An address on 127.0.0.1 that was free a moment ago (for a listener a test cannot pass in).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A complete response.
