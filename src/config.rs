@@ -374,8 +374,13 @@ pub fn is_loopback_host(url: &url::Url) -> bool {
 
 /// Parses an absolute http(s) URL; `https` is demanded unless the host is loopback or insecure HTTP is allowed.
 fn secure_url(var: &'static str, raw: &str, allow_insecure: bool) -> Result<url::Url, ConfigError> {
-    let url = url::Url::parse(raw)
-        .map_err(|_| invalid(var, raw, "an absolute URL such as https://idp.example.com"))?;
+    let url = url::Url::parse(raw).map_err(|_| {
+        let example = match var {
+            "RESOURCE_URI" => "https://mcp.example.com/mcp",
+            _ => "https://idp.example.com",
+        };
+        invalid(var, raw, format!("an absolute URL such as {example}"))
+    })?;
     match url.scheme() {
         "https" => Ok(url),
         "http" if allow_insecure || is_loopback_host(&url) => Ok(url),
@@ -863,6 +868,9 @@ mod tests {
             let e = err(&[("RESOURCE_URI", bad)]);
             assert!(e.starts_with("RESOURCE_URI="), "{bad}: {e}");
         }
+        // The example in the message is a resource, not an IdP.
+        let e = err(&[("RESOURCE_URI", "mcp.example.com/mcp")]);
+        assert!(e.contains("such as https://mcp.example.com/mcp"), "{e}");
         for good in [
             "https://mcp.example.com",
             "https://mcp.example.com/mcp",

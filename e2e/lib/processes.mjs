@@ -68,16 +68,20 @@ export function start(name, command, args, { env = {}, logDir, cwd = E2E_DIR, st
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
+  // Set synchronously in the 'exit' handler so that a waiter checked right then sees it (a `.then`
+  // would run later, and a child that died at start-up would look alive until the timeout).
+  let exitStatus;
   const exited = new Promise((resolve) => {
     child.on('exit', (code, signal) => {
       running.delete(child);
-      resolve({ code, signal });
+      exitStatus = { code, signal };
+      resolve(exitStatus);
       for (const check of waiters) check();
     });
   });
-  let exitStatus;
-  exited.then((status) => {
-    exitStatus = status;
+  // Output can still arrive after 'exit'; once the pipes are closed it is complete.
+  child.on('close', () => {
+    for (const check of waiters) check();
   });
 
   return {

@@ -1,8 +1,12 @@
 // The real components of one scenario: authorization server, upstream MCP servers and the gate,
 // each on a free 127.0.0.1 port, logging to e2e/.logs/<scenario>/<name>.log, stopped by PID.
-import { rmSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { E2E_DIR, LOG_ROOT, freePort, start, stopAll, waitForHttp } from './processes.mjs';
+
+/** How a child says its port was taken (Node, uvicorn, the gate). */
+const PORT_IN_USE = /EADDRINUSE|address already in use|already in use/i;
+const START_ATTEMPTS = 3;
 
 export const GATE_BIN = process.env.MCP_GATE_BIN ?? join(E2E_DIR, '..', 'target', 'release', 'mcp-gate');
 const PYTHON = process.env.E2E_PYTHON ?? join(E2E_DIR, '.venv', 'bin', 'python');
@@ -25,35 +29,63 @@ export class Stack {
     return proc;
   }
 
+  /**
+   * Runs `launch(port)` until the component it starts is ready. A port from freePort() was free a
+   * moment ago, but another socket can take it before the child binds it, and a cold start on a
+   * busy 2-core machine can miss its deadline; both are the harness's problem, not the component's,
+   * so a failed start is stopped and retried, on a fresh port unless the caller fixed one. With
+   * `onlyPortInUse` (the gate: its own start-up failures are findings) only a taken port is retried.
+   * Every attempt's log is kept (name.log, name-2.log, ...) and each retry is written to retries.log.
+   */
+  async _startReady(name, { port, onlyPortInUse = false }, launch) {
+    for (let attempt = 1; ; attempt++) {
+      const started = this.procs.length;
+      const chosen = port ?? (await freePort());
+      try {
+        return await launch(chosen);
+      } catch (err) {
+        await stopAll(this.procs.slice(started));
+        const retry = attempt < START_ATTEMPTS && (!onlyPortInUse || PORT_IN_USE.test(err.message));
+        if (!retry) throw err;
+        const line = `${name} did not start on port ${chosen} (attempt ${attempt} of ${START_ATTEMPTS}): ${err.message.split('\n').slice(0, 3).join(' | ')}`;
+        appendFileSync(join(this.logDir, 'retries.log'), `${line}\n`);
+        console.log(`# e2e: ${line}; retrying`);
+      }
+    }
+  }
+
   /** oidc-provider (e2e/as/server.mjs). Pass `port` to come back on the same issuer after stop(). */
   async authorizationServer({ port, alg = 'RS256', ttl = 300, jwksFile } = {}) {
-    port ??= await freePort();
-    const env = { AS_PORT: String(port), AS_ALG: alg, AS_TTL: String(ttl) };
-    if (jwksFile) env.AS_JWKS_FILE = jwksFile;
-    const proc = this._start('as', process.execPath, [join(E2E_DIR, 'as', 'server.mjs')], { env });
-    const [, issuer, kid] = await proc.waitForOutput(/AS ready (\S+) kid=(\S+)/);
-    return { issuer, kid, port, proc, tokenUrl: `${issuer}/token` };
+    return this._startReady('as', { port }, async (chosen) => {
+      const env = { AS_PORT: String(chosen), AS_ALG: alg, AS_TTL: String(ttl) };
+      if (jwksFile) env.AS_JWKS_FILE = jwksFile;
+      const proc = this._start('as', process.execPath, [join(E2E_DIR, 'as', 'server.mjs')], { env });
+      const [, issuer, kid] = await proc.waitForOutput(/AS ready (\S+) kid=(\S+)/, 20000);
+      return { issuer, kid, port: chosen, proc, tokenUrl: `${issuer}/token` };
+    });
   }
 
   /** @modelcontextprotocol/server-everything in streamableHttp mode, forced onto 127.0.0.1. */
   async serverEverything() {
-    const port = await freePort();
-    const proc = this._start(
-      'server-everything',
-      process.execPath,
-      ['-r', join(E2E_DIR, 'upstream', 'force-loopback.cjs'), EVERYTHING, 'streamableHttp'],
-      { env: { PORT: String(port) } },
-    );
-    await proc.waitForOutput(/listening on port/);
-    return { url: `http://127.0.0.1:${port}`, mcpUrl: `http://127.0.0.1:${port}/mcp`, port, proc };
+    return this._startReady('server-everything', {}, async (port) => {
+      const proc = this._start(
+        'server-everything',
+        process.execPath,
+        ['-r', join(E2E_DIR, 'upstream', 'force-loopback.cjs'), EVERYTHING, 'streamableHttp'],
+        { env: { PORT: String(port) } },
+      );
+      await proc.waitForOutput(/listening on port/, 20000);
+      return { url: `http://127.0.0.1:${port}`, mcpUrl: `http://127.0.0.1:${port}/mcp`, port, proc };
+    });
   }
 
   /** The Python SDK server (e2e/py/server.py): accepts only Host 127.0.0.1:<its port>. */
   async pythonServer() {
-    const port = await freePort();
-    const proc = this._start('python-upstream', PYTHON, [join(E2E_DIR, 'py', 'server.py'), String(port)]);
-    await proc.waitForOutput(/Uvicorn running on/, 30000);
-    return { url: `http://127.0.0.1:${port}`, mcpUrl: `http://127.0.0.1:${port}/mcp`, port, proc };
+    return this._startReady('python-upstream', {}, async (port) => {
+      const proc = this._start('python-upstream', PYTHON, [join(E2E_DIR, 'py', 'server.py'), String(port)]);
+      await proc.waitForOutput(/Uvicorn running on/, 30000);
+      return { url: `http://127.0.0.1:${port}`, mcpUrl: `http://127.0.0.1:${port}/mcp`, port, proc };
+    });
   }
 
   /**
@@ -61,21 +93,22 @@ export class Stack {
    * `env` adds or overrides variables (REQUIRED_SCOPES, CORS_ALLOWED_ORIGINS, ...).
    */
   async gate({ upstream, issuer, env = {}, port } = {}) {
-    port ??= await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const proc = this._start('gate', GATE_BIN, [], {
-      env: {
-        LISTEN_ADDR: `127.0.0.1:${port}`,
-        UPSTREAM_URL: upstream.url,
-        RESOURCE_URI: `${base}/mcp`,
-        AUTHORIZATION_SERVER: issuer,
-        JWKS_MIN_REFRESH_INTERVAL: '1s',
-        LOG_LEVEL: 'debug',
-        ...env,
-      },
+    return this._startReady('gate', { port, onlyPortInUse: true }, async (chosen) => {
+      const base = `http://127.0.0.1:${chosen}`;
+      const proc = this._start('gate', GATE_BIN, [], {
+        env: {
+          LISTEN_ADDR: `127.0.0.1:${chosen}`,
+          UPSTREAM_URL: upstream.url,
+          RESOURCE_URI: `${base}/mcp`,
+          AUTHORIZATION_SERVER: issuer,
+          JWKS_MIN_REFRESH_INTERVAL: '1s',
+          LOG_LEVEL: 'debug',
+          ...env,
+        },
+      });
+      await waitForHttp(`${base}/readyz`, { proc });
+      return { url: base, mcpUrl: `${base}/mcp`, port: chosen, proc };
     });
-    await waitForHttp(`${base}/readyz`, { proc });
-    return { url: base, mcpUrl: `${base}/mcp`, port, proc };
   }
 
   /** Any other long-running command that belongs to this scenario. */
