@@ -1912,13 +1912,12 @@ pub async fn self_check(config: &Config) -> Vec<Check> {
         evaluate_transport(&config.resource),
         evaluate_audiences(&config.resource_uri, &config.policy.audiences),
     ];
-    for (i, issuer) in config.authorization_servers.iter().enumerate() {
-        // JWKS_URI replaces the discovered key location of the first server, as in the gate.
-        let jwks_override = (i == 0).then_some(config.jwks_uri.as_ref()).flatten();
+    for trusted in &config.issuers {
+        // A JWKS_URI entry replaces the discovered key location of its server, as in the gate.
         let found = check_server(
             &prober,
-            issuer,
-            jwks_override.map(url::Url::as_str),
+            &trusted.server,
+            trusted.jwks_uri.as_ref().map(url::Url::as_str),
             &config.policy.algorithms,
         )
         .await;

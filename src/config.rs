@@ -54,12 +54,12 @@ pub const SETTINGS: &[Setting] = &[
     s(
         "JWKS_URI",
         None,
-        "JWKS URL [default: discovered from the authorization server's metadata]",
+        "JWKS URL, one per AUTHORIZATION_SERVER in the same order [default: discovered from each server's metadata]",
     ),
     s(
         "EXPECTED_ISSUER",
         None,
-        "Exact `iss` accepted [default: the first AUTHORIZATION_SERVER]",
+        "Exact `iss` of each AUTHORIZATION_SERVER's tokens, one per server in the same order [default: AUTHORIZATION_SERVER]",
     ),
     s(
         "EXPECTED_AUDIENCE",
@@ -235,6 +235,17 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// One authorization server whose access tokens the gate accepts, with its own signing keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustedIssuer {
+    /// The `AUTHORIZATION_SERVER` entry: whose metadata names the keys.
+    pub server: String,
+    /// The exact `iss` of its tokens (`EXPECTED_ISSUER`, by default `server`).
+    pub issuer: String,
+    /// `JWKS_URI` for this server, or `None` to discover it from the server's metadata.
+    pub jwks_uri: Option<url::Url>,
+}
+
 /// The validated configuration of one gate.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -248,9 +259,10 @@ pub struct Config {
     pub resource: url::Url,
     /// Authorization server issuer identifiers, as listed in the metadata.
     pub authorization_servers: Vec<String>,
-    /// Fixed JWKS URL, or `None` to discover it from the first authorization server.
-    pub jwks_uri: Option<url::Url>,
-    /// What a token must satisfy.
+    /// The servers whose tokens are accepted, one per `authorization_servers` entry, same order.
+    pub issuers: Vec<TrustedIssuer>,
+    /// What a token must satisfy; `policy.issuer` is the first issuer's, and each entry of
+    /// `issuers` applies it with its own `iss`.
     pub policy: Policy,
     /// Advertised in the metadata.
     pub scopes_supported: Vec<String>,
@@ -443,6 +455,13 @@ impl Config {
             "the authorization server's issuer URL",
         )?;
         let authorization_servers = split_list(raw);
+        if authorization_servers.is_empty() {
+            return Err(invalid(
+                "AUTHORIZATION_SERVER",
+                raw,
+                "at least one issuer URL",
+            ));
+        }
         for server in &authorization_servers {
             let url = secure_url("AUTHORIZATION_SERVER", server, allow_insecure_http)?;
             if url.fragment().is_some() || url.query().is_some() {
@@ -454,20 +473,57 @@ impl Config {
             }
         }
 
-        let jwks_uri = v
-            .get("JWKS_URI")
+        // JWKS_URI and EXPECTED_ISSUER pair up with AUTHORIZATION_SERVER entry by entry.
+        let per_server = |var: &'static str| -> Result<Vec<String>, ConfigError> {
+            let Some(raw) = v.get(var) else {
+                return Ok(Vec::new());
+            };
+            let list = split_list(raw);
+            if list.len() != authorization_servers.len() {
+                return Err(invalid(
+                    var,
+                    raw,
+                    format!(
+                        "one entry per AUTHORIZATION_SERVER entry, in the same order ({} here, {} given)",
+                        authorization_servers.len(),
+                        list.len()
+                    ),
+                ));
+            }
+            Ok(list)
+        };
+        let jwks_uris = per_server("JWKS_URI")?
+            .iter()
             .map(|raw| secure_url("JWKS_URI", raw, allow_insecure_http))
-            .transpose()?;
-
-        let issuer = v
-            .get("EXPECTED_ISSUER")
-            .map(str::to_string)
-            .unwrap_or_else(|| authorization_servers[0].clone());
-        if !authorization_servers.contains(&issuer) {
-            warnings.push(format!(
-                "EXPECTED_ISSUER={issuer:?} is not among AUTHORIZATION_SERVER: clients will get tokens from a server whose tokens the gate refuses"
-            ));
+            .collect::<Result<Vec<_>, _>>()?;
+        let expected_issuers = per_server("EXPECTED_ISSUER")?;
+        let mut issuers: Vec<TrustedIssuer> = Vec::with_capacity(authorization_servers.len());
+        for (i, server) in authorization_servers.iter().enumerate() {
+            let issuer = expected_issuers.get(i).unwrap_or(server).clone();
+            if issuers.iter().any(|t| t.issuer == issuer) {
+                let var = if expected_issuers.is_empty() {
+                    "AUTHORIZATION_SERVER"
+                } else {
+                    "EXPECTED_ISSUER"
+                };
+                return Err(invalid(
+                    var,
+                    &issuer,
+                    "each issuer once (a token's `iss` must name exactly one server)",
+                ));
+            }
+            if &issuer != server {
+                warnings.push(format!(
+                    "EXPECTED_ISSUER={issuer:?} differs from its AUTHORIZATION_SERVER={server:?}: tokens from that server are accepted only with iss={issuer:?}, and clients that check the server's metadata see the server's own issuer"
+                ));
+            }
+            issuers.push(TrustedIssuer {
+                server: server.clone(),
+                issuer,
+                jwks_uri: jwks_uris.get(i).cloned(),
+            });
         }
+        let issuer = issuers[0].issuer.clone();
 
         let audiences = match v.get("EXPECTED_AUDIENCE") {
             Some(raw) => split_list(raw),
@@ -620,7 +676,7 @@ impl Config {
             resource_uri,
             resource,
             authorization_servers,
-            jwks_uri,
+            issuers,
             policy,
             scopes_supported,
             resource_name: v.get("RESOURCE_NAME").map(str::to_string),
@@ -823,8 +879,91 @@ mod tests {
     #[test]
     fn empty_values_count_as_unset() {
         let (c, _) = Config::from_vars(&vars(&[("JWKS_URI", ""), ("CLOCK_SKEW", " ")])).unwrap();
-        assert!(c.jwks_uri.is_none());
+        assert!(c.issuers[0].jwks_uri.is_none());
         assert_eq!(c.policy.clock_skew_secs, 60);
+    }
+
+    #[test]
+    fn each_authorization_server_is_an_issuer_with_its_own_keys() {
+        let (c, warnings) = Config::from_vars(&vars(&[(
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com, https://b.example.com/realms/x",
+        )]))
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let issuers: Vec<_> = c.issuers.iter().map(|t| t.issuer.as_str()).collect();
+        assert_eq!(
+            issuers,
+            ["https://a.example.com", "https://b.example.com/realms/x"]
+        );
+        assert!(c.issuers.iter().all(|t| t.jwks_uri.is_none()));
+
+        // EXPECTED_ISSUER and JWKS_URI pair up with the servers in order.
+        let (c, warnings) = Config::from_vars(&vars(&[
+            (
+                "AUTHORIZATION_SERVER",
+                "https://a.example.com https://b.example.com",
+            ),
+            (
+                "EXPECTED_ISSUER",
+                "https://a.example.com,https://sts.example.net/t/",
+            ),
+            (
+                "JWKS_URI",
+                "https://a.example.com/keys,https://b.example.com/keys",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.issuers[1].server, "https://b.example.com");
+        assert_eq!(c.issuers[1].issuer, "https://sts.example.net/t/");
+        assert_eq!(
+            c.issuers[1].jwks_uri.as_ref().map(url::Url::as_str),
+            Some("https://b.example.com/keys")
+        );
+        assert_eq!(c.policy.issuer, "https://a.example.com");
+        // An issuer that is not its server's URL is legitimate (Entra v1 tokens) but worth a word.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("https://sts.example.net/t/"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn per_server_lists_must_match_the_servers() {
+        let two = (
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com,https://b.example.com",
+        );
+        for (var, value) in [
+            ("EXPECTED_ISSUER", "https://a.example.com"),
+            ("JWKS_URI", "https://a.example.com/keys"),
+            ("JWKS_URI", "https://a/k https://b/k https://c/k"),
+        ] {
+            let e = err(&[two, (var, value)]);
+            assert!(e.starts_with(&format!("{var}=")), "{e}");
+            assert!(
+                e.contains("one entry per AUTHORIZATION_SERVER entry"),
+                "{e}"
+            );
+            assert!(e.contains("2 here"), "{e}");
+        }
+        // Two servers with one issuer: a token's `iss` would not say whose keys to use.
+        let e = err(&[(
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com https://a.example.com",
+        )]);
+        assert!(e.starts_with("AUTHORIZATION_SERVER="), "{e}");
+        let e = err(&[
+            two,
+            (
+                "EXPECTED_ISSUER",
+                "https://x.example.com https://x.example.com",
+            ),
+        ]);
+        assert!(e.starts_with("EXPECTED_ISSUER="), "{e}");
+        let e = err(&[("AUTHORIZATION_SERVER", " , ")]);
+        assert!(e.starts_with("AUTHORIZATION_SERVER="), "{e}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Label values come from closed sets only — status codes, outcomes, refusal reasons, fetch results —
 //! never paths, subjects or tokens, so the number of series is bounded whatever clients send.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -51,8 +52,15 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
+struct FetchLabels {
+    /// One of the configured issuers (a closed set).
+    issuer: String,
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuerLabels {
+    issuer: String,
 }
 
 /// Every metric of one gate.
@@ -63,11 +71,12 @@ pub struct Metrics {
     request_duration: Family<OutcomeLabels, Histogram>,
     upstream_duration: Histogram,
     open_streams: Gauge,
-    jwks_fetches: Family<ResultLabels, Counter>,
-    signing_keys: Gauge,
-    key_set_age: Gauge<f64, AtomicU64>,
-    /// Unix seconds of the last key-set load, 0 = never; turned into an age at scrape time.
-    keys_loaded_at: AtomicI64,
+    jwks_fetches: Family<FetchLabels, Counter>,
+    signing_keys: Family<IssuerLabels, Gauge>,
+    key_set_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
+    /// Per issuer, Unix seconds of the last key-set load (0 = never); an age at scrape time. Written
+    /// once per fetch, so a plain mutex costs nothing on the request path.
+    keys_loaded_at: Mutex<Vec<(String, i64)>>,
     cache_hits: Counter,
     cache_misses: Counter,
 }
@@ -114,22 +123,22 @@ impl Metrics {
             "Proxied responses still streaming",
             open_streams.clone(),
         );
-        let jwks_fetches = Family::<ResultLabels, Counter>::default();
+        let jwks_fetches = Family::<FetchLabels, Counter>::default();
         registry.register(
             "jwks_fetches",
-            "JWKS fetches by result",
+            "JWKS fetches by issuer and result",
             jwks_fetches.clone(),
         );
-        let signing_keys = Gauge::default();
+        let signing_keys = Family::<IssuerLabels, Gauge>::default();
         registry.register(
             "signing_keys",
-            "Usable signing keys in the current key set",
+            "Usable signing keys in each issuer's current key set",
             signing_keys.clone(),
         );
-        let key_set_age = Gauge::<f64, AtomicU64>::default();
+        let key_set_age = Family::<IssuerLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "key_set_age_seconds",
-            "Seconds since the key set was last loaded or confirmed (-1 before the first load)",
+            "Seconds since each issuer's key set was last loaded or confirmed (-1 before the first load)",
             key_set_age.clone(),
         );
         let cache_hits = Counter::default();
@@ -154,7 +163,7 @@ impl Metrics {
             jwks_fetches,
             signing_keys,
             key_set_age,
-            keys_loaded_at: AtomicI64::new(0),
+            keys_loaded_at: Mutex::new(Vec::new()),
             cache_hits,
             cache_misses,
         }
@@ -187,17 +196,42 @@ impl Metrics {
         self.open_streams.dec();
     }
 
-    /// A JWKS fetch finished; `keys` is the size of the key set in use afterwards (if any).
-    pub fn jwks_fetch(&self, ok: bool, keys: Option<usize>) {
+    /// An issuer's key cache exists: its key-set age reads -1 until the first load.
+    pub fn issuer_configured(&self, issuer: &str) {
+        let mut loaded = self
+            .keys_loaded_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !loaded.iter().any(|(i, _)| i == issuer) {
+            loaded.push((issuer.to_string(), 0));
+        }
+    }
+
+    /// A JWKS fetch for `issuer` finished; `keys` is the size of the key set in use afterwards.
+    pub fn jwks_fetch(&self, issuer: &str, ok: bool, keys: Option<usize>) {
         let result = if ok { "ok" } else { "error" };
         self.jwks_fetches
-            .get_or_create(&ResultLabels { result })
+            .get_or_create(&FetchLabels {
+                issuer: issuer.to_string(),
+                result,
+            })
             .inc();
         if ok {
-            self.keys_loaded_at.store(unix_now(), Ordering::Relaxed);
+            let mut loaded = self
+                .keys_loaded_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match loaded.iter_mut().find(|(i, _)| i == issuer) {
+                Some((_, at)) => *at = unix_now(),
+                None => loaded.push((issuer.to_string(), unix_now())),
+            }
         }
         if let Some(n) = keys {
-            self.signing_keys.set(n as i64);
+            self.signing_keys
+                .get_or_create(&IssuerLabels {
+                    issuer: issuer.to_string(),
+                })
+                .set(n as i64);
         }
     }
 
@@ -211,13 +245,24 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
-        let loaded = self.keys_loaded_at.load(Ordering::Relaxed);
-        let age = if loaded == 0 {
-            -1.0
-        } else {
-            (unix_now() - loaded).max(0) as f64
-        };
-        self.key_set_age.set(age);
+        let now = unix_now();
+        for (issuer, loaded) in self
+            .keys_loaded_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let age = if *loaded == 0 {
+                -1.0
+            } else {
+                (now - loaded).max(0) as f64
+            };
+            self.key_set_age
+                .get_or_create(&IssuerLabels {
+                    issuer: issuer.clone(),
+                })
+                .set(age);
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -241,18 +286,24 @@ mod tests {
         m.request(200, Outcome::Allowed, Duration::from_millis(3));
         m.request(401, Outcome::Refused, Duration::from_micros(80));
         m.refusal("expired");
-        m.jwks_fetch(true, Some(2));
+        m.issuer_configured("https://a");
+        m.issuer_configured("https://b");
+        m.jwks_fetch("https://a", true, Some(2));
+        m.jwks_fetch("https://b", false, None);
         m.cache_hit();
         let text = m.render();
         for needle in [
             "mcp_gate_requests_total{status=\"200\",outcome=\"allowed\"} 1",
             "mcp_gate_requests_total{status=\"401\",outcome=\"refused\"} 1",
             "mcp_gate_refusals_total{reason=\"expired\"} 1",
-            "mcp_gate_jwks_fetches_total{result=\"ok\"} 1",
-            "mcp_gate_signing_keys 2",
+            "mcp_gate_jwks_fetches_total{issuer=\"https://a\",result=\"ok\"} 1",
+            "mcp_gate_jwks_fetches_total{issuer=\"https://b\",result=\"error\"} 1",
+            "mcp_gate_signing_keys{issuer=\"https://a\"} 2",
             "mcp_gate_token_cache_hits_total 1",
             "mcp_gate_request_duration_seconds_bucket",
-            "mcp_gate_key_set_age_seconds 0",
+            "mcp_gate_key_set_age_seconds{issuer=\"https://a\"} 0",
+            // Never loaded: -1, so an alert on the age catches an issuer that never came up.
+            "mcp_gate_key_set_age_seconds{issuer=\"https://b\"} -1",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

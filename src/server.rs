@@ -32,7 +32,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::access_log::{AccessRecord, LoggedBody};
 use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Issuer, Policy};
 use crate::body::ResponseBody;
 use crate::challenge::{error_response, Challenges};
 use crate::config::Config;
@@ -62,32 +62,41 @@ impl Gate {
         let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
         let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
-        let source = match &config.jwks_uri {
-            Some(uri) => KeySource::Fixed(uri.to_string()),
-            None => KeySource::Discover {
-                issuer: config.authorization_servers[0].clone(),
-                allow_insecure: config.allow_insecure_http,
-            },
-        };
-        let keys = Arc::new(JwksCache::new(
-            JwksSettings {
-                source,
-                algorithms: config.policy.algorithms.clone(),
-                refresh_interval: config.jwks_refresh_interval,
-                min_refresh_interval: config.jwks_min_refresh_interval,
-                fetch_timeout: config.jwks_fetch_timeout,
-            },
-            metrics.clone(),
-        ));
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|trusted| {
+                let source = match &trusted.jwks_uri {
+                    Some(uri) => KeySource::Fixed(uri.to_string()),
+                    None => KeySource::Discover {
+                        issuer: trusted.server.clone(),
+                        allow_insecure: config.allow_insecure_http,
+                    },
+                };
+                let keys = Arc::new(JwksCache::new(
+                    JwksSettings {
+                        issuer: trusted.issuer.clone(),
+                        source,
+                        algorithms: config.policy.algorithms.clone(),
+                        refresh_interval: config.jwks_refresh_interval,
+                        min_refresh_interval: config.jwks_min_refresh_interval,
+                        fetch_timeout: config.jwks_fetch_timeout,
+                    },
+                    metrics.clone(),
+                ));
+                Issuer {
+                    policy: Policy {
+                        issuer: trusted.issuer.clone(),
+                        ..config.policy.clone()
+                    },
+                    keys,
+                }
+            })
+            .collect();
         Gate {
             metadata,
             challenges,
-            auth: Authenticator::new(
-                config.policy.clone(),
-                keys,
-                config.token_cache_size,
-                metrics.clone(),
-            ),
+            auth: Authenticator::new(issuers, config.token_cache_size, metrics.clone()),
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,
@@ -110,9 +119,14 @@ impl Gate {
         &self.metrics
     }
 
-    /// The signing-key cache (to run its refresher, or to ask whether it is ready).
-    pub fn keys(&self) -> &Arc<JwksCache> {
-        self.auth.keys()
+    /// The signing-key caches, one per issuer (to run their refreshers).
+    pub fn key_caches(&self) -> impl Iterator<Item = &Arc<JwksCache>> {
+        self.auth.issuers().iter().map(|i| &i.keys)
+    }
+
+    /// Whether every issuer's keys have loaded (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.auth.is_ready()
     }
 
     /// Handles one request and attaches its access-log record to the response body.
@@ -174,7 +188,7 @@ impl Gate {
             return status_json(StatusCode::OK, r#"{"status":"ok"}"#);
         }
         if path == self.ready_path && is_read(request.method()) {
-            return if self.keys().is_ready() {
+            return if self.is_ready() {
                 status_json(StatusCode::OK, r#"{"status":"ready"}"#)
             } else {
                 status_json(
@@ -262,7 +276,10 @@ pub async fn serve(
     tokio::spawn(crate::check::startup_self_check(&config));
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let refresher = tokio::spawn(gate.keys().clone().run(stopped(stop_rx.clone())));
+    let refreshers: Vec<_> = gate
+        .key_caches()
+        .map(|keys| tokio::spawn(keys.clone().run(stopped(stop_rx.clone()))))
+        .collect();
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -389,7 +406,9 @@ pub async fn serve(
         }
     }
     let _ = stop_tx.send(true);
-    let _ = refresher.await;
+    for refresher in refreshers {
+        let _ = refresher.await;
+    }
     Ok(())
 }
 

@@ -100,12 +100,27 @@ async fn metrics_count_known_traffic_with_bounded_labels() {
         2.0,
         "repeat uses of the valid token"
     );
+    let issuer = &idp.issuer;
     assert_eq!(
-        value(&text, "mcp_gate_jwks_fetches_total{result=\"ok\"}"),
+        value(
+            &text,
+            &format!("mcp_gate_jwks_fetches_total{{issuer=\"{issuer}\",result=\"ok\"}}")
+        ),
         1.0
     );
-    assert_eq!(value(&text, "mcp_gate_signing_keys"), 1.0);
-    assert!(value(&text, "mcp_gate_key_set_age_seconds") >= 0.0);
+    assert_eq!(
+        value(
+            &text,
+            &format!("mcp_gate_signing_keys{{issuer=\"{issuer}\"}}")
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &text,
+            &format!("mcp_gate_key_set_age_seconds{{issuer=\"{issuer}\"}}")
+        ) >= 0.0
+    );
     assert_eq!(
         value(&text, "mcp_gate_upstream_duration_seconds_count"),
         3.0

@@ -56,6 +56,8 @@ pub enum RefreshError {
 /// Settings of the cache.
 #[derive(Debug, Clone)]
 pub struct JwksSettings {
+    /// The `iss` whose keys these are: names the cache in logs and metrics.
+    pub issuer: String,
     pub source: KeySource,
     pub algorithms: Vec<Alg>,
     pub refresh_interval: Duration,
@@ -76,6 +78,10 @@ const FIRST_LOAD_MIN_GAP: Duration = Duration::from_secs(1);
 /// The longest gap between retries while the IdP is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Numbers the installed key sets (see [`KeySet::generation`]) across every cache in the process,
+/// so that a generation names one key set of one issuer.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// The cache; shared by all requests through an `Arc`.
 pub struct JwksCache {
     keys: ArcSwapOption<KeySet>,
@@ -84,13 +90,12 @@ pub struct JwksCache {
     /// Held for the duration of one fetch: this is what makes refreshes single-flight. The hot path
     /// never takes it; only requests that need fresh keys wait on it, bounded by the fetch timeout.
     flight: Mutex<Flight>,
-    /// Numbers the installed key sets (see [`KeySet::generation`]).
-    generations: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl JwksCache {
     pub fn new(settings: JwksSettings, metrics: Arc<Metrics>) -> JwksCache {
+        metrics.issuer_configured(&settings.issuer);
         JwksCache {
             keys: ArcSwapOption::empty(),
             fetcher: Fetcher::new(settings.fetch_timeout),
@@ -99,7 +104,6 @@ impl JwksCache {
                 last_attempt: None,
                 jwks_uri: None,
             }),
-            generations: AtomicU64::new(0),
             metrics,
         }
     }
@@ -157,7 +161,7 @@ impl JwksCache {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "on-demand JWKS refresh failed");
+                    tracing::warn!(issuer = %self.settings.issuer, error = %e, "on-demand JWKS refresh failed");
                     None
                 }
             }
@@ -169,8 +173,11 @@ impl JwksCache {
     /// server's `max-age`, if it gave one.
     async fn fetch_locked(&self, flight: &mut Flight) -> Result<Option<Duration>, RefreshError> {
         let result = self.fetch_and_install(flight).await;
-        self.metrics
-            .jwks_fetch(result.is_ok(), self.current().map(|k| k.len()));
+        self.metrics.jwks_fetch(
+            &self.settings.issuer,
+            result.is_ok(),
+            self.current().map(|k| k.len()),
+        );
         result
     }
 
@@ -190,7 +197,7 @@ impl JwksCache {
                 None,
             ) => {
                 let uri = discovery::jwks_uri(&self.fetcher, issuer, *allow_insecure).await?;
-                tracing::info!(jwks_uri = %uri, "discovered the authorization server's JWKS");
+                tracing::info!(issuer = %self.settings.issuer, jwks_uri = %uri, "discovered the authorization server's JWKS");
                 flight.jwks_uri = Some(uri.clone());
                 uri
             }
@@ -216,15 +223,15 @@ impl JwksCache {
             .is_none_or(|p| p.fingerprints() != set.fingerprints());
         if changed {
             for why in &skipped {
-                tracing::warn!(jwks_uri = %uri, skipped = %why, "ignoring a key in the JWKS");
+                tracing::warn!(issuer = %self.settings.issuer, jwks_uri = %uri, skipped = %why, "ignoring a key in the JWKS");
             }
             let kids: Vec<&str> = set
                 .keys
                 .iter()
                 .map(|k| k.kid.as_deref().unwrap_or("-"))
                 .collect();
-            tracing::info!(jwks_uri = %uri, keys = set.len(), kids = %kids.join(","), "loaded signing keys");
-            set.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(issuer = %self.settings.issuer, jwks_uri = %uri, keys = set.len(), kids = %kids.join(","), "loaded signing keys");
+            set.generation = GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1;
             self.keys.store(Some(Arc::new(set)));
         }
         Ok(fetched.max_age)
@@ -250,9 +257,9 @@ impl JwksCache {
                 *failures = failures.saturating_add(1);
                 let backoff = Duration::from_secs(1 << (*failures - 1).min(5)).min(MAX_BACKOFF);
                 if self.is_ready() {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "JWKS refresh failed; keeping the last good keys");
+                    tracing::warn!(issuer = %self.settings.issuer, error = %e, retry_in = ?backoff, "JWKS refresh failed; keeping the last good keys");
                 } else {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot load signing keys yet; refusing requests with 503 until they load");
+                    tracing::warn!(issuer = %self.settings.issuer, error = %e, retry_in = ?backoff, "cannot load signing keys yet; refusing requests with 503 until they load");
                 }
                 backoff.min(self.settings.refresh_interval)
             }

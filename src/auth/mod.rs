@@ -3,6 +3,10 @@
 //! Everything that decides is pure ([`bearer`], [`token`], [`keys`]); this module adds the only two
 //! effects on the request path — reading the clock, and asking the [`jwks::JwksCache`] for fresher
 //! keys when a token names one the cache does not hold.
+//!
+//! With several authorization servers, each has its own key cache and its own `iss`; the token's
+//! claimed `iss` picks which one decides (a token from one server can never be checked with
+//! another's keys, and an unknown `iss` is refused before any key is looked at or fetched).
 
 pub mod bearer;
 pub mod cache;
@@ -20,25 +24,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use refusal::Refusal;
 pub use token::{Policy, Verified};
 
-/// Checks requests against a policy with keys from a JWKS cache.
+/// One authorization server whose tokens are accepted: the policy (with its `iss`) and its keys.
+pub struct Issuer {
+    pub policy: Policy,
+    pub keys: Arc<jwks::JwksCache>,
+}
+
+/// Checks requests against the policy of the issuer that signed them, with that issuer's keys.
 pub struct Authenticator {
-    policy: Policy,
-    keys: Arc<jwks::JwksCache>,
-    /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`.
+    /// At least one; the first decides alone when it is the only one.
+    issuers: Vec<Issuer>,
+    /// Tokens longer than this are refused before anything else (the same for every issuer).
+    max_token_size: usize,
+    /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`. Shared by all issuers: a
+    /// token's digest covers its `iss`, so an entry is only ever consulted for the issuer it was
+    /// decided by.
     cache: Option<cache::TokenCache>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Authenticator {
+    /// # Panics
+    /// When `issuers` is empty (configuration guarantees at least one).
     pub fn new(
-        policy: Policy,
-        keys: Arc<jwks::JwksCache>,
+        issuers: Vec<Issuer>,
         cache_size: usize,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Authenticator {
+        assert!(!issuers.is_empty(), "at least one issuer");
         Authenticator {
-            policy,
-            keys,
+            max_token_size: issuers[0].policy.max_token_size,
+            issuers,
             cache: cache::TokenCache::new(cache_size),
             metrics,
         }
@@ -48,8 +64,26 @@ impl Authenticator {
         self.cache.as_ref()
     }
 
-    pub fn keys(&self) -> &Arc<jwks::JwksCache> {
-        &self.keys
+    /// The issuers, in configuration order.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// Ready when every issuer's keys have loaded: until then some valid tokens would get 503.
+    pub fn is_ready(&self) -> bool {
+        self.issuers.iter().all(|i| i.keys.is_ready())
+    }
+
+    /// The issuer whose keys and policy decide `token`.
+    fn issuer_for(&self, token: &str) -> Result<&Issuer, Refusal> {
+        if let [only] = self.issuers.as_slice() {
+            return Ok(only);
+        }
+        let claimed = token::claimed_issuer(token)?;
+        self.issuers
+            .iter()
+            .find(|i| i.policy.issuer == claimed)
+            .ok_or(Refusal::BadIssuer)
     }
 
     /// Decides on a request from its headers and query string.
@@ -61,10 +95,11 @@ impl Authenticator {
         let token = bearer::extract(headers, query)?;
         // Refuse what no key could make acceptable before touching the key cache, so an oversized or
         // garbage token can never trigger a fetch.
-        if token.len() > self.policy.max_token_size {
+        if token.len() > self.max_token_size {
             return Err(Refusal::TokenTooLarge);
         }
-        let keys = self
+        let issuer = self.issuer_for(token)?;
+        let keys = issuer
             .keys
             .keys_or_fetch()
             .await
@@ -73,10 +108,10 @@ impl Authenticator {
             .cache
             .as_ref()
             .map(|_| cache::TokenCache::digest(token));
-        match self.decide(token, digest.as_ref(), &keys) {
+        match self.decide(&issuer.policy, token, digest.as_ref(), &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
-                match self.keys.refresh_after_miss(&keys).await {
-                    Some(fresh) => self.decide(token, digest.as_ref(), &fresh),
+                match issuer.keys.refresh_after_miss(&keys).await {
+                    Some(fresh) => self.decide(&issuer.policy, token, digest.as_ref(), &fresh),
                     None => Err(refusal),
                 }
             }
@@ -87,6 +122,7 @@ impl Authenticator {
     /// One decision with one key set, through the verified-token cache when there is one.
     fn decide(
         &self,
+        policy: &Policy,
         token: &str,
         digest: Option<&cache::TokenDigest>,
         keys: &keys::KeySet,
@@ -94,18 +130,14 @@ impl Authenticator {
         let now = unix_now();
         match (&self.cache, digest) {
             (Some(cache), Some(d)) => {
-                if let Some(decided) = cache.lookup(d, keys, &self.policy, now) {
+                if let Some(decided) = cache.lookup(d, keys, policy, now) {
                     self.metrics.cache_hit();
                     return decided;
                 }
                 self.metrics.cache_miss();
-                cache.remember(
-                    *d,
-                    token::verify_with_facts(token, keys, &self.policy, now),
-                    keys,
-                )
+                cache.remember(*d, token::verify_with_facts(token, keys, policy, now), keys)
             }
-            _ => token::verify(token, keys, &self.policy, now),
+            _ => token::verify(token, keys, policy, now),
         }
     }
 }

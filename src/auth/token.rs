@@ -166,6 +166,17 @@ pub fn verify_with_facts(
     Ok((verified, facts))
 }
 
+/// The `iss` a token claims, read before its signature is checked and trusted for one thing only:
+/// choosing which authorization server's keys and policy decide it when several are configured.
+/// The full check that follows requires that same `iss`, so a lie here can only lead to a refusal.
+pub fn claimed_issuer(token: &str) -> Result<String, Refusal> {
+    let (_, payload_b64, _) = split(token)?;
+    match decode_object(payload_b64)?.remove("iss") {
+        Some(Value::String(iss)) => Ok(iss),
+        _ => Err(Refusal::BadIssuer),
+    }
+}
+
 /// Splits a compact JWS into its three segments; five segments is a JWE.
 fn split(token: &str) -> Result<(&str, &str, &str), Refusal> {
     let mut parts = token.split('.');
@@ -394,6 +405,32 @@ mod tests {
             base[key] = value;
         }
         base
+    }
+
+    #[test]
+    fn claimed_issuer_reads_iss_without_trusting_it() {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let unsigned =
+            |payload: &str| format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64(payload));
+        assert_eq!(claimed_issuer(&rsa().token(&claims())), Ok(ISS.to_string()));
+        // Read only: a token that would fail every other rule still names its issuer.
+        assert_eq!(claimed_issuer(&unsigned(r#"{"iss":"x"}"#)), Ok("x".into()));
+        for (payload, refusal) in [
+            (r#"{"sub":"a"}"#, Refusal::BadIssuer),
+            (r#"{"iss":["x"]}"#, Refusal::BadIssuer),
+            (r#"{"iss":null}"#, Refusal::BadIssuer),
+            // Two `iss` members could name one server here and another in the full check.
+            (r#"{"iss":"a","iss":"b"}"#, Refusal::MalformedToken),
+            (r#"["iss"]"#, Refusal::MalformedToken),
+        ] {
+            assert_eq!(
+                claimed_issuer(&unsigned(payload)),
+                Err(refusal),
+                "{payload}"
+            );
+        }
+        assert_eq!(claimed_issuer("a.b"), Err(Refusal::MalformedToken));
+        assert_eq!(claimed_issuer("a.b.c.d.e"), Err(Refusal::EncryptedToken));
     }
 
     #[test]
