@@ -153,6 +153,11 @@ pub const SETTINGS: &[Setting] = &[
         "Time a client has to send its request headers",
     ),
     s(
+        "IDLE_TIMEOUT",
+        Some("60s"),
+        "Time an HTTP/2 client connection may stay open with no request in flight (HTTP/1.1 keep-alive waits are bounded by HEADER_READ_TIMEOUT)",
+    ),
+    s(
         "ALLOW_INSECURE_HTTP",
         Some("false"),
         "Allow http:// URLs for non-loopback authorization servers and JWKS",
@@ -277,6 +282,8 @@ pub struct Config {
     pub max_request_body: u64,
     pub max_header_size: usize,
     pub header_read_timeout: Duration,
+    /// How long a client connection may have no request in flight before it is closed.
+    pub idle_timeout: Duration,
     pub allow_insecure_http: bool,
     pub health_path: String,
     pub ready_path: String,
@@ -690,6 +697,7 @@ impl Config {
             max_request_body: v.size("MAX_REQUEST_BODY")?,
             max_header_size: max_header_size as usize,
             header_read_timeout: positive("HEADER_READ_TIMEOUT")?,
+            idle_timeout: positive("IDLE_TIMEOUT")?,
             allow_insecure_http,
             health_path: path("HEALTH_PATH")?,
             ready_path: path("READY_PATH")?,

@@ -18,6 +18,7 @@
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
 pub mod access_log;
+pub mod activity;
 pub mod auth;
 pub mod body;
 pub mod challenge;

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, ORIGIN, USER_AGENT};
@@ -26,11 +26,11 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::access_log::{AccessRecord, LoggedBody};
+use crate::activity::{Activity, Tracked};
 use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
 use crate::auth::{Authenticator, Issuer, Policy};
 use crate::body::ResponseBody;
@@ -327,7 +327,10 @@ pub async fn serve(
         None => None,
     };
 
-    let graceful = GracefulShutdown::new();
+    // Shutdown: `draining` asks every connection to finish what it has in flight and close; each
+    // connection task holds a `live` sender, so the receiver sees the end once the last one is gone.
+    let (draining_tx, draining_rx) = watch::channel(false);
+    let (live_tx, mut live_rx) = mpsc::channel::<()>(1);
     tracing::info!(
         listen = %listener.local_addr()?,
         resource = %config.resource_uri,
@@ -358,49 +361,60 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();
-        let first_request = FirstRequest::default();
-        let seen = first_request.clone();
+        let activity = Activity::default();
+        let tracker = activity.clone();
         let service = service_fn(move |request| {
-            seen.started();
+            let in_flight = tracker.begin();
             let gate = gate.clone();
-            async move { Ok::<_, Infallible>(gate.handle(request, client).await) }
+            async move {
+                let response = gate.handle(request, client).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+            }
         });
-        let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
-        let handshake_timeout = config.header_read_timeout;
+        let limits = ConnectionLimits {
+            first_request: config.header_read_timeout,
+            idle: config.idle_timeout,
+        };
+        let draining = draining_rx.clone();
+        let live = live_tx.clone();
         let mut force_close = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _live = live;
             let connection = async move {
                 match tls {
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
+                        drive(conn, &activity, limits, draining).await;
                     }
                     Some(tls) => {
                         // The handshake is bounded like the header read: a silent client is cut off.
-                        let accepted =
-                            tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream))
-                                .await;
+                        let accepted = tokio::time::timeout(
+                            limits.first_request,
+                            tls.acceptor().accept(stream),
+                        )
+                        .await;
                         let Ok(Ok(stream)) = accepted else { return };
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
+                        drive(conn, &activity, limits, draining).await;
                     }
                 }
             };
             tokio::select! {
                 _ = connection => {}
-                _ = first_request.missed(handshake_timeout) => {}
                 _ = force_close.wait_for(|stop| *stop) => {}
             }
         });
     }
 
     drop(listener);
+    drop(live_tx);
+    let _ = draining_tx.send(true);
     tracing::info!(timeout = ?config.shutdown_timeout, "shutting down: no new connections, draining in-flight requests");
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = live_rx.recv() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(config.shutdown_timeout) => {
             tracing::warn!("shutdown timeout reached; closing the remaining connections");
         }
@@ -461,26 +475,59 @@ async fn serve_metrics(
     }
 }
 
-/// Cuts off a connection that has not started a request within `HEADER_READ_TIMEOUT` of being
-/// accepted (TLS handshake included). hyper's header timeout only starts once it reads an HTTP/1
-/// request head: before that, the HTTP/1-or-2 detection waits for bytes without limit, and HTTP/2 has
-/// no header timeout at all, so a client that connects and sends nothing (or only the HTTP/2 preface)
-/// would hold a connection slot forever. After the first request, HTTP/1 idle time is bounded by
-/// hyper's header timeout.
-#[derive(Clone, Default)]
-struct FirstRequest(Arc<Notify>);
+/// How long a connection may wait for its first request (`HEADER_READ_TIMEOUT`, TLS handshake
+/// included), and then sit with nothing in flight (`IDLE_TIMEOUT`). hyper's header timeout only
+/// starts once it reads an HTTP/1 request head: before that, the HTTP/1-or-2 detection waits for
+/// bytes without limit, and HTTP/2 has no header or idle timeout at all, so a client that connects
+/// and sends nothing (or only the HTTP/2 preface), or one that sends one HTTP/2 request and then
+/// nothing, would hold a connection slot forever. Between HTTP/1 requests, hyper's header timeout
+/// applies (and is the shorter one by default).
+#[derive(Clone, Copy)]
+struct ConnectionLimits {
+    first_request: Duration,
+    idle: Duration,
+}
 
-impl FirstRequest {
-    /// Called by the service for every request; only the first one matters.
-    fn started(&self) {
-        self.0.notify_one();
-    }
-
-    /// Resolves if no request started within `within`; never resolves once one has.
-    async fn missed(self, within: std::time::Duration) {
+/// Serves one connection until it ends. A connection that sends no request in time, or that has
+/// had nothing in flight for the idle timeout, is asked to close (HTTP/2: GOAWAY; HTTP/1.1: closed
+/// between requests), and so is every connection once the gate starts draining. A client that does
+/// not let an idle connection close within `first_request` more is cut off.
+async fn drive<I, S, B>(
+    conn: auto::Connection<'_, I, S, TokioExecutor>,
+    activity: &Activity,
+    limits: ConnectionLimits,
+    mut draining: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: auto::HttpServerConnExec<S::Future, B>,
+{
+    tokio::pin!(conn);
+    let idle = activity.idle(limits.first_request, limits.idle);
+    tokio::pin!(idle);
+    let cutoff = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(cutoff);
+    let mut closing = false;
+    let mut idled = false;
+    loop {
         tokio::select! {
-            _ = self.0.notified() => std::future::pending().await,
-            _ = tokio::time::sleep(within) => {}
+            _ = conn.as_mut() => return,
+            _ = &mut idle, if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                idled = true;
+                cutoff.as_mut().reset(tokio::time::Instant::now() + limits.first_request);
+            }
+            _ = draining.wait_for(|d| *d), if !closing => {
+                // Bounded by SHUTDOWN_TIMEOUT, not by the cutoff: in-flight streams may finish.
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = &mut cutoff, if idled => return,
         }
     }
 }

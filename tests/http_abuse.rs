@@ -686,3 +686,85 @@ async fn a_client_leaving_mid_sse_closes_the_upstream_connection_within_a_second
     }
     assert_eq!(faulty.open_connections(), 0);
 }
+
+/// An HTTP/2 connection of the test's own, driven by a task whose end is the connection's end.
+async fn h2_connect(
+    s: &Stack,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let stream = TcpStream::connect(s.gate.addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    (
+        send,
+        tokio::spawn(async move {
+            let _ = conn.await;
+        }),
+    )
+}
+
+fn h2_request(s: &Stack, method: Method, path: &str) -> http::Request<Full<Bytes>> {
+    http::Request::builder()
+        .method(method)
+        .uri(s.gate.url(path))
+        .header("authorization", bearer(&s.token()))
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_a_quiet_stream_keeps_its_own_open() {
+    // The header read timeout is long here, so only IDLE_TIMEOUT can be what closes connections.
+    let s = stack(&[("IDLE_TIMEOUT", "1s"), ("HEADER_READ_TIMEOUT", "10s")]).await;
+
+    // One request, then nothing: the connection is closed about IDLE_TIMEOUT after the response.
+    let (mut send, conn) = h2_connect(&s).await;
+    let response = send
+        .send_request(h2_request(&s, Method::POST, "/mcp"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    let idle_since = Instant::now();
+    tokio::time::timeout(CUT_OFF_BOUND, conn)
+        .await
+        .expect("an idle HTTP/2 connection was still open")
+        .unwrap();
+    let took = idle_since.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed after {took:?}, before IDLE_TIMEOUT"
+    );
+
+    // An SSE stream that stays quiet for longer than IDLE_TIMEOUT keeps its connection: a request in
+    // flight is not idleness.
+    let (mut send, conn) = h2_connect(&s).await;
+    let response = send
+        .send_request(h2_request(&s, Method::GET, "/sse"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = next_chunk(&mut body, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(first, Bytes::from("data: event 1\n\n"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !conn.is_finished(),
+        "the connection of a live stream was closed as idle"
+    );
+    s.upstream.release();
+    let second = next_chunk(&mut body, Duration::from_secs(2)).await;
+    assert_eq!(second, Some(Bytes::from("data: event 2\n\n")));
+    // Once the stream is over, the connection is idle and goes the same way.
+    drop(body);
+    tokio::time::timeout(CUT_OFF_BOUND, conn)
+        .await
+        .expect("the connection stayed open after its stream ended")
+        .unwrap();
+}
