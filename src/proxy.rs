@@ -35,6 +35,9 @@ pub struct Proxy {
     client: Client<HttpsConnector<HttpConnector>, Limited<Incoming>>,
     /// `scheme://authority/base-path` without a trailing slash; the request's path is appended.
     base: String,
+    /// The upstream's scheme and authority when it has no base path: then the request's own
+    /// path-and-query is reused as is, without building a new URI string for every request.
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     /// The upstream's authority, sent as `Host`.
     host: HeaderValue,
     forward_token: bool,
@@ -69,8 +72,15 @@ impl Proxy {
             .build(crate::connector::https_connector(
                 settings.timeout.min(Duration::from_secs(10)),
             ));
+        let origin = if upstream.path().trim_end_matches('/').is_empty() {
+            let origin: Uri = base.parse().expect("the upstream URL is a valid URI");
+            origin.scheme().cloned().zip(origin.authority().cloned())
+        } else {
+            None
+        };
         Proxy {
             client,
+            origin,
             base,
             host: HeaderValue::from_str(&authority)
                 .expect("a URL authority is a valid header value"),
@@ -103,16 +113,26 @@ impl Proxy {
             .path_and_query()
             .map(|pq| pq.as_str())
             .unwrap_or("/");
-        let uri: Uri = match format!("{}{}", self.base, path_and_query).parse() {
-            Ok(u) => u,
-            Err(_) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "The request target is malformed",
-                )
-            }
+        let joined = match (&self.origin, parts.uri.path_and_query()) {
+            (Some((scheme, authority)), Some(pq)) if pq.as_str().starts_with('/') => Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(pq.clone())
+                .build()
+                .ok(),
+            _ => None,
         };
+        let uri: Uri =
+            match joined.map_or_else(|| format!("{}{}", self.base, path_and_query).parse(), Ok) {
+                Ok(u) => u,
+                Err(_) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "The request target is malformed",
+                    )
+                }
+            };
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
