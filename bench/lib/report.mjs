@@ -34,10 +34,11 @@ const table = (head, rows, textValues = false) => {
 };
 
 // results.tsv: case run target rps p50 p99 non2xx requests errors cache-hits cache-misses sched-fifo
-const results = tsv('results.tsv').map(([c, run, target, rps, p50, p99, non2xx, reqs, errs, hits, misses, rt]) => ({
+// user-cpu-us kernel-cpu-us (of the target's processes during the run; direct = the upstream's)
+const results = tsv('results.tsv').map(([c, run, target, rps, p50, p99, non2xx, reqs, errs, hits, misses, rt, usr, sys]) => ({
   c, run: Number(run), target, rps: Number(rps), p50: Number(p50), p99: Number(p99),
   non2xx: Number(non2xx), reqs: Number(reqs), errs: Number(errs), hits: Number(hits), misses: Number(misses),
-  rt: rt === 'on',
+  rt: rt === 'on', usr: Number(usr), sys: Number(sys),
 }));
 // A table where some rows ran SCHED_FIFO: mark the others.
 const schedMark = (rows, isRt) => (rows.some(isRt) && !rows.every(isRt) ? (r) => (isRt(r) ? '' : ' †') : () => '');
@@ -103,6 +104,26 @@ throughputCase('Case 3a: no token (the 401 path)', 'c3a', 'c1',
   'Refusals per second an attacker can make each proxy produce; compared with direct and nginx answering a valid token in case 1 of the same run. "refused" should be 100 %.', true);
 throughputCase('Case 3b: forged signatures (valid claims, random signature, never the same token twice)', 'c3b', 'c2',
   'The forged tokens are walked round-robin and 10 characters in the middle of each signature are replaced by a clock-seeded counter, so no token repeats and no cache can help: every request costs a signature check that fails. Compared with direct and nginx under the case-2 script of the same run. "refused" should be 100 %.', true);
+
+// ---- CPU per request
+{
+  console.log('## CPU per request\n');
+  console.log('CPU time of each target\'s own processes during the throughput runs (from /proc/PID/stat, all threads and child processes; 10 ms clock ticks), divided by the requests wrk completed: what one request costs the proxy, independent of how busy the machine was. "direct" is the upstream nginx alone. µs per request, median of the runs, as total (user + kernel); "× nginx" = this total divided by nginx\'s in the same run (lower is cheaper).\n');
+  const perReq = (r) => ({ usr: r.usr / r.reqs, sys: r.sys / r.reqs });
+  const cell = (rs) => {
+    const v = rs.filter((r) => r.reqs > 0 && Number.isFinite(r.usr)).map(perReq);
+    if (!v.length) return 'n/a';
+    return `${fmt(median(v.map((x) => x.usr + x.sys)), 1)} (${fmt(median(v.map((x) => x.usr)), 1)} + ${fmt(median(v.map((x) => x.sys)), 1)})`;
+  };
+  const vsNginx = (c, t) => {
+    const runs = [...new Set(results.filter((r) => r.c === c).map((r) => r.run))];
+    const cost = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / r.reqs : NaN);
+    return range(runs.map((run) => cost(at(c, t, run)) / cost(at(c, 'nginx', run))));
+  };
+  const rows = targets.filter((t) => get('c1', t).length).map((t) => [t, cell(get('c1', t)), vsNginx('c1', t),
+    cell(get('c2', t)), vsNginx('c2', t), cell(get('c3a', t)), cell(get('c3b', t))]);
+  table(['target', 'case 1 µs', 'case 1 × nginx', 'case 2 µs', 'case 2 × nginx', 'case 3a µs', 'case 3b µs'], rows);
+}
 
 // ---- latency at fixed offered rates
 const latCases = [...new Set(results.filter((r) => r.c.startsWith('lat-')).map((r) => r.c))];
