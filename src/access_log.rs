@@ -27,6 +27,8 @@ pub struct AccessRecord {
     pub status: u16,
     pub sub: Option<String>,
     pub client_id: Option<String>,
+    /// The configured issuer that accepted the token.
+    pub iss: Option<Arc<str>>,
     /// Why the request was refused, when it was.
     pub reason: Option<&'static str>,
     /// How the request was decided.
@@ -49,6 +51,7 @@ impl AccessRecord {
             status: 0,
             sub: None,
             client_id: None,
+            iss: None,
             reason: None,
             outcome: Outcome::Public,
         }
@@ -72,6 +75,7 @@ impl AccessRecord {
             user_agent,
             sub = self.sub.as_deref(),
             client_id = self.client_id.as_deref(),
+            iss = self.iss.as_deref(),
             reason = self.reason,
             complete,
             "request"

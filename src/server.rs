@@ -84,13 +84,13 @@ impl Gate {
                     },
                     metrics.clone(),
                 ));
-                Issuer {
-                    policy: Policy {
+                Issuer::new(
+                    Policy {
                         issuer: trusted.issuer.clone(),
                         ..config.policy.clone()
                     },
                     keys,
-                }
+                )
             })
             .collect();
         Gate {
@@ -230,6 +230,7 @@ impl Gate {
             Ok(identity) => {
                 record.sub = identity.sub;
                 record.client_id = identity.client_id;
+                record.iss = identity.issuer;
                 if origin.is_some() {
                     // The gate has enforced the origin policy; upstream SDK servers apply their own
                     // localhost-only rule to `Origin` and would refuse every browser request.

@@ -181,12 +181,14 @@ async fn access_log_is_one_json_line_per_request_without_the_token_and_sigterm_e
         "user_agent",
         "sub",
         "client_id",
+        "iss",
     ] {
         assert!(!ok[field].is_null(), "{field} in {ok}");
     }
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["sub"], "alice");
     assert_eq!(ok["client_id"], "client-1");
+    assert_eq!(ok["iss"], idp.issuer.as_str());
     assert_eq!(ok["user_agent"], "test-agent/1");
     assert_eq!(ok["path"], "/mcp", "no query string in the log");
     assert_eq!(mcp[1]["reason"], "expired");

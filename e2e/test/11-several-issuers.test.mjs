@@ -97,8 +97,12 @@ test("a client of the second server (ES256) reaches the tools with that server's
   const { header, payload } = decodeJwt(token);
   assert.equal(header.alg, 'ES256');
   assert.equal(payload.iss, machines.issuer);
+  const before = accessLog().length;
   const tools = await listToolsWith(token);
   assert.ok(tools.some((t) => t.name === 'get-sum'));
+  // The access log names the server whose keys accepted the token.
+  const accepted = await logged((l, i) => i >= before && l.status === 200);
+  assert.equal(accepted?.iss, machines.issuer, JSON.stringify(accepted));
 });
 
 test('a token for this resource from a server the gate does not list is refused as bad_issuer', async () => {

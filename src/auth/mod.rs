@@ -28,6 +28,18 @@ pub use token::{Policy, Verified};
 pub struct Issuer {
     pub policy: Policy,
     pub keys: Arc<jwks::JwksCache>,
+    /// `policy.issuer`, shared with every access-log record of a token it accepted.
+    name: Arc<str>,
+}
+
+impl Issuer {
+    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>) -> Issuer {
+        Issuer {
+            name: Arc::from(policy.issuer.as_str()),
+            policy,
+            keys,
+        }
+    }
 }
 
 /// Checks requests against the policy of the issuer that signed them, with that issuer's keys.
@@ -108,7 +120,7 @@ impl Authenticator {
             .cache
             .as_ref()
             .map(|_| cache::TokenCache::digest(token));
-        match self.decide(&issuer.policy, token, digest.as_ref(), &keys) {
+        let decided = match self.decide(&issuer.policy, token, digest.as_ref(), &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
                 match issuer.keys.refresh_after_miss(&keys).await {
                     Some(fresh) => self.decide(&issuer.policy, token, digest.as_ref(), &fresh),
@@ -116,7 +128,11 @@ impl Authenticator {
                 }
             }
             decided => decided,
-        }
+        };
+        decided.map(|verified| Verified {
+            issuer: Some(issuer.name.clone()),
+            ..verified
+        })
     }
 
     /// One decision with one key set, through the verified-token cache when there is one.

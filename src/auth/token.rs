@@ -58,6 +58,9 @@ pub struct Verified {
     pub client_id: Option<String>,
     /// `exp`, seconds since the epoch (rounded down).
     pub exp: u64,
+    /// The configured issuer whose keys and policy accepted it, for the access log. Left `None` by
+    /// the pure check (its caller knows the policy it passed); set by `auth::Authenticator`.
+    pub issuer: Option<std::sync::Arc<str>>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -321,6 +324,7 @@ fn check_claims(
         sub,
         client_id,
         exp: exp as u64,
+        issuer: None,
     })
 }
 
