@@ -4,7 +4,7 @@
 //! The JSON shape is flat and stable so log pipelines can index `reason`, `status` and `sub`
 //! without unwrapping nested objects.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -44,6 +44,9 @@ pub fn init(level: &str, format: LogFormat) -> tracing_appender::non_blocking::W
 }
 
 /// Formats an event as one flat JSON object.
+///
+/// Written straight into the subscriber's line buffer: no intermediate strings, no allocation per
+/// field. This runs once per request for the access log, so it is on the hot path.
 pub struct JsonLine;
 
 impl<S, N> FormatEvent<S, N> for JsonLine
@@ -58,64 +61,146 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-        let level = event.metadata().level().as_str().to_ascii_lowercase();
-        let mut line = format!("{{\"ts\":\"{ts}\",\"level\":\"{level}\"");
-        let mut visitor = JsonFields { out: &mut line };
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warn",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "{{\"ts\":\"{ts}\",\"level\":\"{level}\"")?;
+        let mut visitor = JsonFields {
+            out: &mut writer,
+            result: Ok(()),
+        };
         event.record(&mut visitor);
-        if event.metadata().target() != "mcp_gate::access" {
-            let _ = write!(line, ",\"target\":{}", quote(event.metadata().target()));
+        visitor.result?;
+        let target = event.metadata().target();
+        if target != "mcp_gate::access" {
+            writer.write_str(",\"target\":")?;
+            write_json_string(&mut writer, target)?;
         }
-        line.push('}');
-        writeln!(writer, "{line}")
+        writer.write_str("}\n")
     }
 }
 
-struct JsonFields<'a> {
-    out: &'a mut String,
+struct JsonFields<'a, W: Write> {
+    out: &'a mut W,
+    /// The first write error, if any (the visitor's methods cannot return one).
+    result: std::fmt::Result,
 }
 
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-impl JsonFields<'_> {
-    fn key(&mut self, field: &Field) {
+impl<W: Write> JsonFields<'_, W> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut W) -> std::fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
         let name = if field.name() == "message" {
             "msg"
         } else {
             field.name()
         };
-        let _ = write!(self.out, ",{}:", quote(name));
+        self.result = self
+            .out
+            .write_str(",")
+            .and_then(|_| write_json_string(self.out, name))
+            .and_then(|_| self.out.write_str(":"))
+            .and_then(|_| value(self.out));
     }
 }
 
-impl Visit for JsonFields<'_> {
+impl<W: Write> Visit for JsonFields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
-        self.out.push_str(&quote(value));
+        self.field(field, |w| write_json_string(w, value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
-        self.out.push_str(if value { "true" } else { "false" });
+        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, |w| write!(w, "{value}"));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.field(field, |w| write!(w, "{value}"));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
-        if value.is_finite() {
-            let _ = write!(self.out, "{value}");
-        } else {
-            self.out.push_str("null");
-        }
+        self.field(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.key(field);
-        self.out.push_str(&quote(&format!("{value:?}")));
+        self.field(field, |w| {
+            w.write_str("\"")?;
+            write!(JsonEscaped(w), "{value:?}")?;
+            w.write_str("\"")
+        });
+    }
+}
+
+/// `s` as a JSON string literal (RFC 8259 §7).
+fn write_json_string<W: Write + ?Sized>(w: &mut W, s: &str) -> std::fmt::Result {
+    w.write_str("\"")?;
+    JsonEscaped(w).write_str(s)?;
+    w.write_str("\"")
+}
+
+/// Escapes what passes through it for the inside of a JSON string: `"`, `\\` and control characters.
+struct JsonEscaped<'a, W: Write + ?Sized>(&'a mut W);
+
+impl<W: Write + ?Sized> Write for JsonEscaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let mut plain = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let escaped = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&s[plain..i])?;
+            if escaped.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escaped)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&s[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_round_trip_through_the_escaper() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and backslash \\ and slash /",
+            "line\nbreak\r\ttab",
+            "\u{0}\u{1}\u{1f} controls \u{7f}",
+            "unicode é ✓ 🚀",
+            "\\\"\\\"",
+        ] {
+            let mut out = String::new();
+            write_json_string(&mut out, s).unwrap();
+            let back: String = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+            assert_eq!(back, s, "{out}");
+        }
+    }
+
+    #[test]
+    fn debug_values_are_escaped_as_they_are_formatted() {
+        let mut out = String::new();
+        write!(JsonEscaped(&mut out), "{:?}", "a\"b").unwrap();
+        assert_eq!(out, r#"\"a\\\"b\""#);
     }
 }
