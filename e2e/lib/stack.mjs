@@ -121,6 +121,25 @@ export class Stack {
   }
 }
 
+/**
+ * Sends an MCP `initialize` (which the upstream answers without a session) to `mcpUrl` with `token`
+ * as the bearer; resolves { status, wwwAuthenticate }.
+ */
+export async function initializeWith(mcpUrl, token, clientName = 'e2e') {
+  const res = await fetch(mcpUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: clientName, version: '1' } },
+    }),
+  });
+  await res.body?.cancel();
+  return { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') ?? '' };
+}
+
 /** A client_credentials access token for `resource` from the pre-registered client mcp-cc. */
 export async function clientCredentialsToken(as, resource, { scope = 'mcp:tools', clientId = 'mcp-cc' } = {}) {
   const res = await fetch(as.tokenUrl, {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeJwt } from '../lib/oauth-client.mjs';
 import { sleep } from '../lib/processes.mjs';
-import { Stack, clientCredentialsToken } from '../lib/stack.mjs';
+import { Stack, clientCredentialsToken, initializeWith } from '../lib/stack.mjs';
 
 const stack = new Stack('04-key-rotation');
 let as, gate;
@@ -21,31 +21,14 @@ before(async () => {
 after(() => stack.stop());
 
 /** POSTs an MCP initialize with `token`; returns the status and WWW-Authenticate. */
-async function initializeWith(token) {
-  const res = await fetch(gate.mcpUrl, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e-rotation', version: '1' } },
-    }),
-  });
-  await res.body?.cancel();
-  return { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') };
-}
+const initialize = (token) => initializeWith(gate.mcpUrl, token, 'e2e-rotation');
 
 /** Retries while the gate may still be inside its minimum refetch interval. */
 async function eventuallyAccepted(token, withinMs = 4000) {
   const deadline = Date.now() + withinMs;
   let last;
   do {
-    last = await initializeWith(token);
+    last = await initialize(token);
     if (last.status === 200) return last;
     await sleep(250);
   } while (Date.now() < deadline);
@@ -59,7 +42,7 @@ async function rotateTo(alg) {
 
 test('a token from the first key (RS256) is accepted', async () => {
   tokens.push(await clientCredentialsToken(as, gate.mcpUrl));
-  assert.equal((await initializeWith(tokens[0])).status, 200);
+  assert.equal((await initialize(tokens[0])).status, 200);
 });
 
 for (const alg of ['PS256', 'ES256', 'EdDSA']) {
@@ -77,7 +60,7 @@ for (const alg of ['PS256', 'ES256', 'EdDSA']) {
   });
 
   test(`after the rotation to ${alg}, a token signed by the removed key is refused with 401 invalid_token`, async () => {
-    const result = await initializeWith(tokens.at(-2));
+    const result = await initialize(tokens.at(-2));
     assert.equal(result.status, 401);
     assert.match(result.wwwAuthenticate ?? '', /error="invalid_token"/);
   });

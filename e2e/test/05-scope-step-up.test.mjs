@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { auth, discoverAuthorizationServerMetadata, registerClient } from '@modelcontextprotocol/sdk/client/auth.js';
 import { HeadlessOAuthProvider, connectWithOAuth, decodeJwt, recordingFetch } from '../lib/oauth-client.mjs';
-import { Stack, clientCredentialsToken } from '../lib/stack.mjs';
+import { Stack, clientCredentialsToken, initializeWith } from '../lib/stack.mjs';
 
 const stack = new Stack('05-scope-step-up');
 let as, gate;
@@ -18,23 +18,10 @@ before(async () => {
 
 after(() => stack.stop());
 
-async function initializeWith(token) {
-  const res = await fetch(gate.mcpUrl, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e-scope', version: '1' } },
-    }),
-  });
-  await res.body?.cancel();
-  return { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') ?? '' };
-}
+const initialize = (token) => initializeWith(gate.mcpUrl, token, 'e2e-scope');
 
 test('a token without the required scope gets 403 insufficient_scope naming the scope', async () => {
-  const { status, wwwAuthenticate } = await initializeWith(await clientCredentialsToken(as, gate.mcpUrl, { scope: 'mcp:tools' }));
+  const { status, wwwAuthenticate } = await initialize(await clientCredentialsToken(as, gate.mcpUrl, { scope: 'mcp:tools' }));
   assert.equal(status, 403);
   assert.match(wwwAuthenticate, /^Bearer /);
   assert.match(wwwAuthenticate, /error="insufficient_scope"/);
@@ -43,7 +30,7 @@ test('a token without the required scope gets 403 insufficient_scope naming the 
 });
 
 test('a token with the required scope is let through', async () => {
-  const { status } = await initializeWith(await clientCredentialsToken(as, gate.mcpUrl, { scope: 'mcp:tools mcp:admin' }));
+  const { status } = await initialize(await clientCredentialsToken(as, gate.mcpUrl, { scope: 'mcp:tools mcp:admin' }));
   assert.equal(status, 200);
 });
 

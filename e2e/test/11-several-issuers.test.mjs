@@ -9,7 +9,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { clientCredentialsProvider, connectWithOAuth, decodeJwt } from '../lib/oauth-client.mjs';
 import { sleep } from '../lib/processes.mjs';
-import { Stack, clientCredentialsToken } from '../lib/stack.mjs';
+import { Stack, clientCredentialsToken, initializeWith } from '../lib/stack.mjs';
 
 const stack = new Stack('11-several-issuers');
 let staff, machines, stranger, gate;
@@ -39,21 +39,8 @@ async function listToolsWith(token) {
   }
 }
 
-/** The status of an MCP `initialize` sent with `token` (the upstream answers it without a session). */
-async function statusWith(token) {
-  const res = await fetch(gate.mcpUrl, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e-status', version: '1' } },
-    }),
-  });
-  await res.body?.cancel();
-  return res.status;
-}
+/** The status of an MCP `initialize` sent with `token`. */
+const statusWith = async (token) => (await initializeWith(gate.mcpUrl, token, 'e2e-status')).status;
 
 /** The gate's access-log lines so far. */
 function accessLog() {
