@@ -41,7 +41,7 @@ use crate::auth::strict_json;
 use crate::auth::token::{self, Policy, TokenType};
 use crate::auth::{unix_now, Refusal};
 use crate::config::{is_loopback_host, Config};
-use crate::metadata::WELL_KNOWN;
+use crate::http::metadata::WELL_KNOWN;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1622,7 +1622,7 @@ impl Prober {
     fn new(timeout: Duration) -> Prober {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(5))
-            .build(crate::connector::https_connector(timeout));
+            .build(crate::http::client::https_connector(timeout));
         Prober { client, timeout }
     }
 

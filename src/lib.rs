@@ -17,22 +17,15 @@
 //! - [`healthcheck`] — the `mcp-gate healthcheck` probe for container health checks.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
-pub mod access_log;
-pub mod activity;
 pub mod auth;
-pub mod body;
-pub mod challenge;
 pub mod check;
+pub mod cli;
 pub mod config;
-pub mod connector;
-pub mod cors;
-pub mod healthcheck;
+pub mod http;
 pub mod logging;
-pub mod metadata;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
-pub mod tls;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

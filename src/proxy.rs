@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -20,8 +20,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::body::ResponseBody;
-use crate::challenge::error_response;
+use crate::http::body::ResponseBody;
+use crate::http::error::GateError;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -69,7 +69,7 @@ impl Proxy {
         );
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(crate::connector::https_connector(
+            .build(crate::http::client::https_connector(
                 settings.timeout.min(Duration::from_secs(10)),
             ));
         let origin = if upstream.path().trim_end_matches('/').is_empty() {
@@ -90,13 +90,14 @@ impl Proxy {
         }
     }
 
-    /// Sends `request` upstream and returns its response, or the gate's 413/502/504.
+    /// Sends `request` upstream and returns its response, or why the gate answers itself
+    /// (413, 400, 502, 504).
     pub async fn forward(
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
         tls: bool,
-    ) -> Response<ResponseBody> {
+    ) -> Result<Response<ResponseBody>, GateError> {
         let (mut parts, body) = request.into_parts();
 
         let declared = parts
@@ -105,7 +106,7 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.max_body) {
-            return too_large();
+            return Err(GateError::BodyTooLarge);
         }
 
         let path_and_query = parts
@@ -125,13 +126,7 @@ impl Proxy {
         let uri: Uri =
             match joined.map_or_else(|| format!("{}{}", self.base, path_and_query).parse(), Ok) {
                 Ok(u) => u,
-                Err(_) => {
-                    return error_response(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "The request target is malformed",
-                    )
-                }
+                Err(_) => return Err(GateError::MalformedTarget),
             };
         let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
             parts
@@ -160,7 +155,6 @@ impl Proxy {
         }
         parts.uri = uri;
         // The upstream leg is HTTP/1.1 whatever the client spoke.
-        let client_version = parts.version;
         parts.version = Version::HTTP_11;
 
         let upstream_request =
@@ -171,37 +165,17 @@ impl Proxy {
         )
         .await
         {
-            Err(_) => {
-                return error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "gateway_timeout",
-                    "The upstream MCP server did not answer in time",
-                )
-            }
-            Ok(Err(e)) if is_length_limit(&e) => return too_large(),
+            Err(_) => return Err(GateError::UpstreamTimeout),
+            Ok(Err(e)) if is_length_limit(&e) => return Err(GateError::BodyTooLarge),
             Ok(Err(e)) if is_request_body_error(&e) => {
                 // The client's body broke off or was malformed (bad chunk framing): its fault, not
                 // the upstream's. The upstream saw an aborted body, never a complete one.
                 tracing::debug!(error = %crate::auth::fetch::error_chain(&e), "request body failed");
-                let mut response = error_response(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "The request body is malformed or incomplete",
-                );
-                if client_version < Version::HTTP_2 {
-                    response
-                        .headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                return response;
+                return Err(GateError::MalformedBody);
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %crate::auth::fetch::error_chain(&e), "upstream request failed");
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    "The upstream MCP server could not be reached",
-                );
+                return Err(GateError::UpstreamUnreachable);
             }
             Ok(Ok(r)) => r,
         };
@@ -219,48 +193,8 @@ impl Proxy {
                 .headers
                 .insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
         }
-        Response::from_parts(parts, ResponseBody::Upstream(body))
+        Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
     }
-}
-
-/// Why a request's body framing is ambiguous, if it is (RFC 9112 §6): the shapes two HTTP parsers on
-/// one path may delimit differently, which is what request smuggling between a front proxy and the
-/// gate feeds on. hyper refuses malformed or conflicting lengths and a last coding other than
-/// `chunked`; it lets through, and this refuses, a `Transfer-Encoding` that is not exactly one
-/// `chunked` coding (`identity, chunked`, `gzip, chunked`, two fields): the gate decodes only
-/// `chunked` and would forward the rest re-framed. hyper also resolves `Transfer-Encoding` with
-/// `Content-Length` (chunked wins, the length is dropped, the connection closes after the answer)
-/// and merges equal duplicate lengths before the gate sees them; the length checks here are defence
-/// in depth should that ever change.
-pub fn ambiguous_framing(headers: &HeaderMap) -> Option<&'static str> {
-    let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    let coding = codings.next();
-    if coding.is_some() && lengths > 0 {
-        return Some("both Transfer-Encoding and Content-Length");
-    }
-    if lengths > 1 {
-        return Some("more than one Content-Length");
-    }
-    if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-        if length.is_empty() || !length.as_bytes().iter().all(u8::is_ascii_digit) {
-            return Some("a Content-Length that is not a single number");
-        }
-    }
-    match (coding, codings.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => Some("more than one Transfer-Encoding"),
-        (Some(te), None) if te.as_bytes().eq_ignore_ascii_case(b"chunked") => None,
-        (Some(_), None) => Some("a Transfer-Encoding other than chunked"),
-    }
-}
-
-fn too_large() -> Response<ResponseBody> {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request_too_large",
-        "The request body exceeds the gate's limit",
-    )
 }
 
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -354,46 +288,6 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["mcp-protocol-version", "mcp-session-id"]);
-    }
-
-    #[test]
-    fn framing_is_ambiguous_unless_it_is_one_length_or_one_chunked_coding() {
-        let framing = |fields: &[(&str, &str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in fields {
-                h.append(
-                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                    HeaderValue::from_str(v).unwrap(),
-                );
-            }
-            ambiguous_framing(&h)
-        };
-        for fine in [
-            &[][..],
-            &[("content-length", "0")],
-            &[("content-length", "1024")],
-            &[("transfer-encoding", "chunked")],
-            &[("transfer-encoding", "Chunked")],
-        ] {
-            assert_eq!(framing(fine), None, "{fine:?}");
-        }
-        for ambiguous in [
-            &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
-            &[("transfer-encoding", "chunked"), ("content-length", "5")],
-            &[("content-length", "5"), ("content-length", "5")],
-            &[("content-length", "5, 5")],
-            &[("content-length", "+5")],
-            &[("content-length", "")],
-            &[("transfer-encoding", "identity, chunked")],
-            &[("transfer-encoding", "gzip, chunked")],
-            &[
-                ("transfer-encoding", "chunked"),
-                ("transfer-encoding", "chunked"),
-            ],
-            &[("transfer-encoding", "identity")],
-        ] {
-            assert!(framing(ambiguous).is_some(), "{ambiguous:?}");
-        }
     }
 
     #[test]

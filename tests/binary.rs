@@ -195,6 +195,66 @@ async fn access_log_is_one_json_line_per_request_without_the_token_and_sigterm_e
     assert_eq!(mcp[2]["reason"], "missing_token");
 }
 
+#[tokio::test]
+async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    // Accepts connections (the kernel's backlog) but never answers: the upstream is too slow.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", silent.local_addr().unwrap());
+    let port = free_addr().port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("UPSTREAM_URL", &upstream)
+        .env("UPSTREAM_TIMEOUT", "1s")
+        .env("MAX_REQUEST_BODY", "16")
+        .env("RESOURCE_URI", &resource)
+        .env("AUTHORIZATION_SERVER", &idp.issuer)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = stdout_lines(&mut child);
+    wait_ready_on(port).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let auth = bearer(&key.token(&claims(&idp.issuer, &resource)));
+    let slow = post(&url, &[("authorization", &auth)], "{}").await;
+    assert_eq!(slow.status, 504);
+    let said = slow.json()["error_description"].to_string();
+    assert!(said.contains("UPSTREAM_TIMEOUT"), "{said}");
+    let large = post(&url, &[("authorization", &auth)], &"x".repeat(17)).await;
+    assert_eq!(large.status, 413);
+    drop(silent);
+    assert_eq!(
+        post(&url, &[("authorization", &auth)], "{}").await.status,
+        502
+    );
+
+    sigterm(child.id());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let reasons: Vec<(u64, String)> = rx
+        .try_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .filter(|v| v["msg"] == "request" && v["path"] == "/mcp")
+        .map(|v| {
+            let reason = v["reason"].as_str().unwrap_or("(none)").to_string();
+            (v["status"].as_u64().unwrap_or(0), reason)
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (504, "upstream_timeout".to_string()),
+            (413, "request_too_large".to_string()),
+            (502, "upstream_unreachable".to_string()),
+        ]
+    );
+}
+
 /// Sends SIGTERM via the `kill` command (no libc dependency needed for one signal).
 fn sigterm(pid: u32) {
     let status = Command::new("kill")

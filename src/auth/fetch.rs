@@ -48,7 +48,7 @@ impl Fetcher {
     pub fn new(timeout: Duration) -> Fetcher {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(crate::connector::https_connector(timeout));
+            .build(crate::http::client::https_connector(timeout));
         Fetcher { client, timeout }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod bearer;
 pub mod cache;
+pub mod challenge;
 pub mod discovery;
 pub mod fetch;
 pub mod jwks;

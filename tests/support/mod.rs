@@ -93,15 +93,9 @@ impl TestIdp {
                         json_response(StatusCode::OK, &doc)
                     }
                     "/jwks" => {
-                        // Count the gate's key fetches only, not its one-off start-up self-check.
-                        let self_check = req
-                            .headers()
-                            .get("user-agent")
-                            .and_then(|v| v.to_str().ok())
-                            .is_some_and(|ua| ua.starts_with("mcp-gate-check/"));
-                        if !self_check {
-                            f.fetch_add(1, Ordering::SeqCst);
-                        }
+                        // `serve` runs no start-up self-check (the binary does), so every fetch
+                        // counted here is the key cache's.
+                        f.fetch_add(1, Ordering::SeqCst);
                         let current = b.lock().unwrap().clone();
                         match current {
                             JwksBehaviour::Serve(doc) => Response::builder()

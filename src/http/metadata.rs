@@ -13,9 +13,9 @@ use http::header::{
 use http::{HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::body::ResponseBody;
-use crate::challenge::error_response;
 use crate::config::Config;
+use crate::http::body::ResponseBody;
+use crate::http::error::GateError;
 
 /// The well-known path prefix of RFC 9728 §3.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -90,14 +90,8 @@ impl Metadata {
             Method::GET | Method::OPTIONS => Response::new(ResponseBody::from(self.body.clone())),
             Method::HEAD => Response::new(ResponseBody::empty()),
             _ => {
-                let mut r = error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "The metadata document supports GET, HEAD and OPTIONS",
-                );
-                r.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-                r
+                // The document's own HTTP version is not known here; 405 never closes a connection.
+                GateError::MetadataMethodNotAllowed.response(http::Version::HTTP_11)
             }
         };
         let h = response.headers_mut();

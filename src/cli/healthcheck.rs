@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -45,4 +46,34 @@ pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))?
+}
+
+/// Probes the local gate's readiness path; only LISTEN_ADDR and READY_PATH matter here.
+pub(super) fn run(matches: &clap::ArgMatches) -> ExitCode {
+    let listen = matches
+        .get_one::<String>("LISTEN_ADDR")
+        .map(String::as_str)
+        .unwrap_or("0.0.0.0:8080");
+    let path = matches
+        .get_one::<String>("READY_PATH")
+        .map(String::as_str)
+        .unwrap_or("/readyz");
+    let Ok(listen) = listen.parse() else {
+        eprintln!("mcp-gate healthcheck: LISTEN_ADDR={listen:?} is not an address:port");
+        return ExitCode::from(2);
+    };
+    let addr = probe_addr(listen);
+    let result = super::client_runtime()
+        .map(|rt| rt.block_on(probe(addr, path, std::time::Duration::from_secs(3))));
+    match result {
+        Ok(Ok(200)) => ExitCode::SUCCESS,
+        Ok(Ok(status)) => {
+            eprintln!("mcp-gate healthcheck: {addr}{path} answered {status}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) | Err(e) => {
+            eprintln!("mcp-gate healthcheck: {addr}{path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -11,7 +11,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use crate::auth::Refusal;
-use crate::body::ResponseBody;
+use crate::http::body::ResponseBody;
 
 struct Prepared {
     status: StatusCode,
@@ -79,24 +79,6 @@ impl Challenges {
         }
         response
     }
-}
-
-/// A gate-generated error that is not about authentication (bad gateway, body too large, …).
-pub fn error_response(
-    status: StatusCode,
-    error: &str,
-    description: &str,
-) -> Response<ResponseBody> {
-    let body = json!({"error": error, "error_description": description}).to_string();
-    let mut response = Response::new(ResponseBody::from(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

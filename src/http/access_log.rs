@@ -11,10 +11,11 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Uri};
+use http::{HeaderValue, Method, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::body::ResponseBody;
+use crate::http::body::ResponseBody;
+use crate::http::error::GateError;
 use crate::metrics::{Metrics, Outcome};
 
 /// What is known about one request, filled in as it is handled.
@@ -55,6 +56,16 @@ impl AccessRecord {
             reason: None,
             outcome: Outcome::Public,
         }
+    }
+
+    /// Records that the gate answered `error` itself, and returns that answer. An upstream failure
+    /// keeps the outcome `Allowed` (the token was good), with the reason logged.
+    pub fn fail(&mut self, error: GateError, version: Version) -> Response<ResponseBody> {
+        if !error.is_upstream() {
+            self.outcome = Outcome::Refused;
+        }
+        self.reason = Some(error.reason());
+        error.response(version)
     }
 
     /// Time since the request arrived.

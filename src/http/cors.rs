@@ -13,7 +13,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 
-use crate::body::ResponseBody;
+use crate::http::body::ResponseBody;
 
 /// Request headers every MCP transport revision uses.
 const ALLOWED_HEADERS: &str =

@@ -1,0 +1,196 @@
+//! Every failure the gate answers itself that is not about the token: one [`GateError`] value, one
+//! response, one access-log `reason`.
+//!
+//! Authentication refusals have their own closed enum and challenges ([`crate::auth::Refusal`],
+//! [`crate::auth::challenge`]); everything else the gate says on its own — a request it will not
+//! forward, an upstream that failed — is a `GateError`. Its status, JSON body and log reason are
+//! decided here and nowhere else, so an operator can grep one `reason` and a client always gets the
+//! same body for the same failure.
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode, Version};
+use serde_json::json;
+
+use crate::http::body::ResponseBody;
+
+/// A request the gate answers itself with an error, for a reason other than the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    /// `Transfer-Encoding` and `Content-Length` that two parsers could read differently (RFC 9112 §6).
+    #[error("the request's message framing is ambiguous")]
+    AmbiguousFraming,
+    /// A browser `Origin` not in `CORS_ALLOWED_ORIGINS`.
+    #[error("requests from this origin are not allowed")]
+    ForbiddenOrigin,
+    /// A request target the gate cannot turn into an upstream URI.
+    #[error("the request target is malformed")]
+    MalformedTarget,
+    /// The client's body broke off or had bad chunk framing.
+    #[error("the request body is malformed or incomplete")]
+    MalformedBody,
+    /// The body is larger than `MAX_REQUEST_BODY`.
+    #[error("the request body exceeds the gate's limit")]
+    BodyTooLarge,
+    /// The upstream could not be reached or broke the exchange.
+    #[error("the upstream MCP server could not be reached")]
+    UpstreamUnreachable,
+    /// The upstream sent no response headers within `UPSTREAM_TIMEOUT`.
+    #[error("the upstream MCP server did not answer within UPSTREAM_TIMEOUT")]
+    UpstreamTimeout,
+    /// The metadata document answers only GET, HEAD and OPTIONS.
+    #[error("the metadata document supports GET, HEAD and OPTIONS")]
+    MetadataMethodNotAllowed,
+    /// The metrics listener serves only `/metrics`.
+    #[error("metrics are at /metrics")]
+    MetricsNotFound,
+}
+
+impl GateError {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            GateError::AmbiguousFraming | GateError::MalformedTarget | GateError::MalformedBody => {
+                StatusCode::BAD_REQUEST
+            }
+            GateError::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            GateError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GateError::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            GateError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GateError::MetadataMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            GateError::MetricsNotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// The access log's and the refusal metric's `reason`: stable, snake_case, one per variant.
+    pub fn reason(self) -> &'static str {
+        match self {
+            GateError::AmbiguousFraming => "ambiguous_framing",
+            GateError::ForbiddenOrigin => "forbidden_origin",
+            GateError::MalformedTarget => "malformed_target",
+            GateError::MalformedBody => "malformed_body",
+            GateError::BodyTooLarge => "request_too_large",
+            GateError::UpstreamUnreachable => "upstream_unreachable",
+            GateError::UpstreamTimeout => "upstream_timeout",
+            GateError::MetadataMethodNotAllowed => "method_not_allowed",
+            GateError::MetricsNotFound => "not_found",
+        }
+    }
+
+    /// The JSON body's `error`, in the OAuth style of the gate's other errors.
+    fn code(self) -> &'static str {
+        match self {
+            GateError::AmbiguousFraming | GateError::MalformedTarget | GateError::MalformedBody => {
+                "invalid_request"
+            }
+            GateError::ForbiddenOrigin => "forbidden_origin",
+            GateError::BodyTooLarge => "request_too_large",
+            GateError::UpstreamUnreachable => "bad_gateway",
+            GateError::UpstreamTimeout => "gateway_timeout",
+            GateError::MetadataMethodNotAllowed => "method_not_allowed",
+            GateError::MetricsNotFound => "not_found",
+        }
+    }
+
+    /// Whether the failure is the upstream's (502/504) rather than the client's.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            GateError::UpstreamUnreachable | GateError::UpstreamTimeout
+        )
+    }
+
+    /// Whether an HTTP/1.1 connection must close after the answer: where a request's body ends is
+    /// in doubt, so nothing after it on the connection can be trusted to be the next request.
+    fn closes_connection(self) -> bool {
+        matches!(self, GateError::AmbiguousFraming | GateError::MalformedBody)
+    }
+
+    /// The response for a request that arrived over `version`.
+    pub fn response(self, version: Version) -> Response<ResponseBody> {
+        let mut response = json_error(self.status(), self.code(), &capitalized(self));
+        let headers = response.headers_mut();
+        if self.closes_connection() && version < Version::HTTP_2 {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self == GateError::MetadataMethodNotAllowed {
+            headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        }
+        response
+    }
+}
+
+/// The display text as a sentence for the body's `error_description`.
+fn capitalized(e: GateError) -> String {
+    let text = e.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// A small `{"error", "error_description"}` JSON response, never cached.
+pub(crate) fn json_error(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response<ResponseBody> {
+    let body = json!({"error": error, "error_description": description}).to_string();
+    let mut response = Response::new(ResponseBody::from(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [GateError; 9] = [
+        GateError::AmbiguousFraming,
+        GateError::ForbiddenOrigin,
+        GateError::MalformedTarget,
+        GateError::MalformedBody,
+        GateError::BodyTooLarge,
+        GateError::UpstreamUnreachable,
+        GateError::UpstreamTimeout,
+        GateError::MetadataMethodNotAllowed,
+        GateError::MetricsNotFound,
+    ];
+
+    #[test]
+    fn every_error_has_a_distinct_reason_and_a_json_body_with_its_status() {
+        let mut reasons: Vec<_> = ALL.iter().map(|e| e.reason()).collect();
+        reasons.sort();
+        reasons.dedup();
+        assert_eq!(reasons.len(), ALL.len());
+        for e in ALL {
+            let response = e.response(Version::HTTP_11);
+            assert_eq!(response.status(), e.status(), "{e:?}");
+            assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+            assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        }
+    }
+
+    #[test]
+    fn only_ambiguous_bodies_close_an_http1_connection() {
+        for e in ALL {
+            let h1 = e.response(Version::HTTP_11);
+            let h2 = e.response(Version::HTTP_2);
+            let expect = matches!(e, GateError::AmbiguousFraming | GateError::MalformedBody);
+            assert_eq!(h1.headers().contains_key(CONNECTION), expect, "{e:?}");
+            assert!(!h2.headers().contains_key(CONNECTION), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_errors_are_502_and_504() {
+        assert_eq!(GateError::UpstreamUnreachable.status(), 502);
+        assert_eq!(GateError::UpstreamTimeout.status(), 504);
+        assert!(GateError::UpstreamTimeout.is_upstream());
+        assert!(!GateError::BodyTooLarge.is_upstream());
+    }
+}

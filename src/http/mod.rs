@@ -1,0 +1,17 @@
+//! The HTTP pieces the gate's routes are made of, each knowing nothing of the others' internals:
+//!
+//! - [`body`] — the response body: bytes the gate made, or the upstream's stream passed through.
+//! - [`error`] — [`error::GateError`], the one place a non-auth failure becomes a response.
+//! - [`framing`] — request framing refused before routing (RFC 9112 §6, smuggling).
+//! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
+//! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
+//! - [`access_log`] — one JSON line per request, written when its stream ends.
+//! - [`client`] — the outbound connector shared by the proxy, the key fetcher and `check`.
+
+pub mod access_log;
+pub mod body;
+pub mod client;
+pub mod cors;
+pub mod error;
+pub mod framing;
+pub mod metadata;

@@ -1,0 +1,241 @@
+//! The path of one request: public routes, framing and origin policy, authentication, proxy.
+//!
+//! ```text
+//! request ─► ambiguous framing ─► 400 (GateError)
+//!          ├ metadata paths ─► RFC 9728 document (public)
+//!          ├ health paths   ─► /healthz, /readyz (public)
+//!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
+//!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
+//!                         └─ accepted ─► proxy ─► upstream (streamed), or a GateError (413/502/504)
+//! ```
+//! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::auth::challenge::Challenges;
+use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
+use crate::auth::{Authenticator, Issuer, Policy};
+use crate::config::Config;
+use crate::http::access_log::{AccessRecord, LoggedBody};
+use crate::http::body::ResponseBody;
+use crate::http::cors::{Cors, OriginCheck};
+use crate::http::error::GateError;
+use crate::http::framing::ambiguous_framing;
+use crate::http::metadata::Metadata;
+use crate::metrics::{Metrics, Outcome};
+use crate::proxy::{Proxy, ProxySettings};
+
+/// Everything a request needs, shared by all connections.
+pub struct Gate {
+    metadata: Metadata,
+    challenges: Challenges,
+    auth: Authenticator,
+    proxy: Proxy,
+    cors: Cors,
+    health_path: String,
+    ready_path: String,
+    metrics: Arc<Metrics>,
+    /// Whether clients reach the gate over TLS it terminates (for `X-Forwarded-Proto`).
+    tls: bool,
+}
+
+impl Gate {
+    /// Builds the gate from a validated configuration. Nothing is fetched yet.
+    pub fn new(config: &Config) -> Gate {
+        let metrics = Arc::new(Metrics::new());
+        let metadata = Metadata::new(config);
+        let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|trusted| {
+                let source = match &trusted.jwks_uri {
+                    Some(uri) => KeySource::Fixed(uri.to_string()),
+                    None => KeySource::Discover {
+                        issuer: trusted.server.clone(),
+                        allow_insecure: config.allow_insecure_http,
+                    },
+                };
+                let keys = Arc::new(JwksCache::new(
+                    JwksSettings {
+                        issuer: trusted.issuer.clone(),
+                        source,
+                        algorithms: config.policy.algorithms.clone(),
+                        refresh_interval: config.jwks_refresh_interval,
+                        min_refresh_interval: config.jwks_min_refresh_interval,
+                        fetch_timeout: config.jwks_fetch_timeout,
+                    },
+                    metrics.clone(),
+                ));
+                Issuer::new(
+                    Policy {
+                        issuer: trusted.issuer.clone(),
+                        ..config.policy.clone()
+                    },
+                    keys,
+                )
+            })
+            .collect();
+        Gate {
+            metadata,
+            challenges,
+            auth: Authenticator::new(issuers, config.token_cache_size, metrics.clone()),
+            proxy: Proxy::new(ProxySettings {
+                upstream: config.upstream.clone(),
+                forward_token: config.forward_token,
+                timeout: config.upstream_timeout,
+                max_body: config.max_request_body,
+            }),
+            cors: Cors::new(
+                &config.cors_allowed_origins,
+                config.resource.origin().ascii_serialization(),
+            ),
+            health_path: config.health_path.clone(),
+            ready_path: config.ready_path.clone(),
+            metrics,
+            tls: config.tls.is_some(),
+        }
+    }
+
+    /// The gate's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The signing-key caches, one per issuer (to run their refreshers).
+    pub fn key_caches(&self) -> impl Iterator<Item = &Arc<JwksCache>> {
+        self.auth.issuers().iter().map(|i| &i.keys)
+    }
+
+    /// The absolute URL of the metadata document (for the start-up log line).
+    pub fn metadata_url(&self) -> &str {
+        self.metadata.url()
+    }
+
+    /// Whether every issuer's keys have loaded (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.auth.is_ready()
+    }
+
+    /// Handles one request and attaches its access-log record to the response body.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<LoggedBody> {
+        let mut record = AccessRecord::new(
+            request.method().clone(),
+            request.uri().clone(),
+            client.ip(),
+            request.headers().get(USER_AGENT).cloned(),
+        );
+        let response = self.route(request, client, &mut record).await;
+        record.status = response.status().as_u16();
+        self.metrics
+            .request(record.status, record.outcome, record.elapsed());
+        if let (Some(reason), Outcome::Refused) = (record.reason, record.outcome) {
+            self.metrics.refusal(reason);
+        }
+        let stream = (record.outcome == Outcome::Allowed).then(|| {
+            self.metrics.stream_opened();
+            self.metrics.clone()
+        });
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, LoggedBody::new(body, record, stream))
+    }
+
+    async fn route(
+        &self,
+        mut request: Request<Incoming>,
+        client: SocketAddr,
+        record: &mut AccessRecord,
+    ) -> Response<ResponseBody> {
+        let version = request.version();
+        if let Some(why) = ambiguous_framing(request.headers()) {
+            tracing::debug!(why, "refusing a request whose body framing is ambiguous");
+            return record.fail(GateError::AmbiguousFraming, version);
+        }
+        let path = request.uri().path();
+        if self.metadata.serves(path) {
+            return self.metadata.respond(request.method());
+        }
+        if path == self.health_path && is_read(request.method()) {
+            return status_json(StatusCode::OK, r#"{"status":"ok"}"#);
+        }
+        if path == self.ready_path && is_read(request.method()) {
+            return if self.is_ready() {
+                status_json(StatusCode::OK, r#"{"status":"ready"}"#)
+            } else {
+                status_json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"status":"not ready","reason":"the authorization server's signing keys have not loaded yet"}"#,
+                )
+            };
+        }
+
+        let origin = match self.cors.check(request.headers()) {
+            OriginCheck::Forbidden => return record.fail(GateError::ForbiddenOrigin, version),
+            OriginCheck::Allowed(origin)
+                if Cors::is_preflight(request.method(), request.headers()) =>
+            {
+                return self.cors.preflight(origin, request.headers());
+            }
+            OriginCheck::Allowed(origin) => Some(origin),
+            OriginCheck::Absent => None,
+        };
+
+        let mut response = match self
+            .auth
+            .check(request.headers(), request.uri().query())
+            .await
+        {
+            Err(refusal) => {
+                record.outcome = Outcome::Refused;
+                record.reason = Some(refusal.reason());
+                self.challenges.respond(refusal)
+            }
+            Ok(identity) => {
+                record.sub = identity.sub;
+                record.client_id = identity.client_id;
+                record.iss = identity.issuer;
+                if origin.is_some() {
+                    // The gate has enforced the origin policy; upstream SDK servers apply their own
+                    // localhost-only rule to `Origin` and would refuse every browser request.
+                    request.headers_mut().remove(ORIGIN);
+                }
+                record.outcome = Outcome::Allowed;
+                let started = Instant::now();
+                let response = self.proxy.forward(request, client, self.tls).await;
+                self.metrics.upstream(started.elapsed());
+                response.unwrap_or_else(|e| record.fail(e, version))
+            }
+        };
+        if let Some(origin) = origin {
+            Cors::decorate(&mut response, origin);
+        }
+        response
+    }
+}
+
+fn is_read(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+fn status_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::from(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
