@@ -44,7 +44,7 @@ const results = tsv('results.tsv').map(([c, run, target, rps, p50, p99, non2xx, 
 const schedMark = (rows, isRt) => (rows.some(isRt) && !rows.every(isRt) ? (r) => (isRt(r) ? '' : ' †') : () => '');
 const get = (c, target) => results.filter((r) => r.c === c && r.target === target);
 const at = (c, target, run) => results.find((r) => r.c === c && r.target === target && r.run === run);
-const PEERS = ['nginx', 'haproxy', 'apache', 'node', 'mcp-gate'];
+const PEERS = ['nginx', 'haproxy', 'apache', 'node', 'mcp-gate', 'mcp-gate-base'];
 const targets = ['direct', ...PEERS].filter((t) => results.some((r) => r.target === t) || t === 'direct');
 
 const machine = tsv('machine.tsv');
@@ -221,12 +221,16 @@ console.log('## Summary: mcp-gate req/s divided by each peer\'s, same run, media
 {
   const cases = [['case 1 (one token)', 'c1'], ['case 2 (token rotation)', 'c2'], ['case 3a (no token)', 'c3a'], ['case 3b (forged)', 'c3b']];
   const runsOf = (c) => [...new Set(results.filter((r) => r.c === c).map((r) => r.run))];
+  const withBase = results.some((r) => r.target === 'mcp-gate-base');
   const rows = [];
   for (const [label, c] of cases) {
     if (!get(c, 'mcp-gate').length) continue;
     const base = c === 'c3a' ? 'c1' : c === 'c3b' ? 'c2' : c;
     const cell = (peer, pc) => range(runsOf(c).map((run) => at(c, 'mcp-gate', run)?.rps / at(pc, peer, run)?.rps));
-    rows.push([label, cell('direct', base), cell('nginx', base), cell('haproxy', c), cell('apache', c), cell('node', c)]);
+    const row = [label, cell('direct', base), cell('nginx', base), cell('haproxy', c), cell('apache', c), cell('node', c)];
+    if (withBase) row.push(cell('mcp-gate-base', c));
+    rows.push(row);
   }
-  table(['case', '÷ direct', '÷ nginx (no auth)', '÷ haproxy', '÷ apache', '÷ node'], rows);
+  const head = ['case', '÷ direct', '÷ nginx (no auth)', '÷ haproxy', '÷ apache', '÷ node'];
+  table(withBase ? [...head, '÷ mcp-gate-base (MCP_GATE_BASE_BIN)'] : head, rows);
 }
