@@ -3,16 +3,14 @@
 //! gate answers with the documented status, forwards nothing ambiguous, cuts off what would hold it
 //! forever, and leaks neither file descriptors nor tasks.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -2,19 +2,17 @@
 //! without overlap, floods of made-up key ids. The gate keeps its last good keys, bounds every wait by
 //! the fetch timeout, never hammers the IdP, and says in its log when a refresh failed.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use support::*;
 
 /// JWKS_FETCH_TIMEOUT in these tests.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,11 +1,9 @@
 //! Several authorization servers in `AUTHORIZATION_SERVER`: each is an issuer with its own keys.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 /// Two IdPs, both signing with a key named `k1` (so only the token's `iss` can tell their keys
 /// apart), and a gate that trusts both.

@@ -2,13 +2,12 @@
 //! deliberately misconfigured deployments (small in-test servers, one fault each), and the binary's
 //! exit codes and output.
 
-mod support;
-
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::Full;
@@ -17,7 +16,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use mcp_gate::check::{self, Check, Report, Status};
 use serde_json::{json, Value};
-use support::*;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -1,12 +1,10 @@
 //! Prometheus metrics scraped after known traffic.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use http::Method;
 use serde_json::json;
-use support::*;
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()

@@ -6,15 +6,13 @@
 //! an attack away before it reaches the gate. Requests an HTTP client refuses to send (NUL bytes,
 //! absolute-form targets) go over a raw TCP connection.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use http::Method;
 use serde_json::{json, Value};
-use support::*;
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -64,8 +62,9 @@ const TWO_TOKENS: Expect = Expect::InvalidRequest("The request carries more than
 const TOKEN_IN_URL: Expect =
     Expect::InvalidRequest("Access tokens must be sent in the Authorization header, not the URL");
 
-/// One IdP publishing an RSA, two EC and an Ed25519 key; a recording upstream; a gate.
-struct Stack {
+/// The battery's arrangement: one IdP publishing an RSA, two EC and an Ed25519 key; a recording
+/// upstream; a gate. (Support's `Stack` has one RSA key only.)
+struct Battery {
     idp: TestIdp,
     upstream: TestUpstream,
     gate: TestGate,
@@ -75,7 +74,7 @@ struct Stack {
     ed: TestKey,
 }
 
-async fn stack(extra: &[(&str, &str)]) -> Stack {
+async fn battery(extra: &[(&str, &str)]) -> Battery {
     let rsa = TestKey::rsa("k1", 2048);
     let ec = TestKey::ec("e1", "ES256");
     let ec384 = TestKey::ec("e2", "ES384");
@@ -84,7 +83,7 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     let upstream = TestUpstream::start().await;
     let gate = TestGate::start(&idp, &upstream, extra).await;
     gate.wait_ready().await;
-    Stack {
+    Battery {
         idp,
         upstream,
         gate,
@@ -95,7 +94,7 @@ async fn stack(extra: &[(&str, &str)]) -> Stack {
     }
 }
 
-impl Stack {
+impl Battery {
     fn claims(&self) -> Value {
         claims(&self.idp.issuer, &self.gate.resource())
     }
@@ -207,7 +206,7 @@ impl Stack {
 
 #[tokio::test]
 async fn unsigned_tokens_are_refused_whatever_the_alg_spelling() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let payload = s.claims().to_string();
     let real = signature_of(&s.rsa.token(&s.claims()));
     for alg in [
@@ -269,7 +268,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 #[tokio::test]
 async fn hmac_keyed_with_the_rsa_public_key_is_refused_in_every_encoding() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let pkcs1 = s.rsa.public_der();
     // SubjectPublicKeyInfo: SEQUENCE { SEQUENCE { rsaEncryption, NULL }, BIT STRING { 0, PKCS#1 } }.
     let algorithm = der(
@@ -331,7 +330,7 @@ async fn hmac_keyed_with_the_rsa_public_key_is_refused_in_every_encoding() {
 
 #[tokio::test]
 async fn a_known_kid_with_another_keys_signature_is_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let c = s.claims();
     let impostors = [
         TestKey::rsa("k1", 2048),
@@ -364,7 +363,7 @@ async fn a_known_kid_with_another_keys_signature_is_refused() {
 
 #[tokio::test]
 async fn hostile_kid_values_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let payload = s.claims().to_string();
     let long = "k".repeat(10 * 1024);
     let kids = [
@@ -430,7 +429,7 @@ async fn duplicate_kids_in_the_jwks_admit_only_the_published_keys() {
 
 #[tokio::test]
 async fn key_pointing_headers_never_supply_the_key() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let attacker = TestKey::rsa("attacker", 2048);
     let attacker_ec = TestKey::ec("attacker-ec", "ES256");
     let payload = s.claims().to_string();
@@ -516,7 +515,7 @@ fn ecdsa_der(fixed: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn psychic_and_malformed_ecdsa_signatures_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let c = s.claims();
     for (key, order) in [(&s.ec, hex(P256_ORDER)), (&s.ec384, hex(P384_ORDER))] {
         let size = order.len();
@@ -607,7 +606,7 @@ async fn psychic_and_malformed_ecdsa_signatures_are_refused() {
 /// `psychic_and_malformed_ecdsa_signatures_are_refused`).
 #[tokio::test]
 async fn the_high_s_twin_of_a_genuine_ecdsa_signature_is_accepted_as_no_forgery() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     for (key, order) in [(&s.ec, hex(P256_ORDER)), (&s.ec384, hex(P384_ORDER))] {
         let token = key.token(&s.claims());
         let genuine = signature_of(&token);
@@ -624,7 +623,7 @@ async fn the_high_s_twin_of_a_genuine_ecdsa_signature_is_accepted_as_no_forgery(
 
 #[tokio::test]
 async fn an_algorithm_that_does_not_fit_the_named_key_is_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let payload = s.claims().to_string();
     let cases = [
         // (signer, header): real signatures by the right key, under a header naming another family.
@@ -762,7 +761,7 @@ async fn an_rsa_key_under_2048_bits_in_the_jwks_is_never_used() {
 
 #[tokio::test]
 async fn time_claims_are_enforced_and_must_be_numbers() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let t = now();
     let cases: Vec<(&str, Value, Expect)> = vec![
         ("expired an hour ago", json!(t - 3600), EXPIRED),
@@ -832,7 +831,7 @@ async fn time_claims_are_enforced_and_must_be_numbers() {
 /// RFC 7519 §2: a NumericDate may be fractional, and the IdP decides lifetimes. These are valid.
 #[tokio::test]
 async fn fractional_and_far_future_expiry_are_accepted_as_the_idp_signed_them() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let t = now();
     for exp in [json!(t as f64 + 300.25), json!(1e300), json!(u64::MAX)] {
         let payload = s.claims_with(|c| {
@@ -851,7 +850,7 @@ async fn fractional_and_far_future_expiry_are_accepted_as_the_idp_signed_them() 
 
 #[tokio::test]
 async fn issuer_variants_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let iss = s.idp.issuer.clone();
     let port = s.idp.addr.port();
     for value in [
@@ -890,7 +889,7 @@ async fn issuer_variants_are_refused() {
 
 #[tokio::test]
 async fn audience_variants_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let resource = s.gate.resource();
     let cases: Vec<(Value, Expect)> = vec![
         (json!(format!("{resource}/")), BAD_AUDIENCE),
@@ -929,7 +928,7 @@ async fn audience_variants_are_refused() {
 
 #[tokio::test]
 async fn an_id_token_is_not_an_access_token() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let t = now();
     let id_token = json!({"iss": s.idp.issuer, "aud": "client-1", "azp": "client-1", "sub": "alice",
                           "nonce": "n-0S6_WzA2Mj", "auth_time": t, "exp": t + 300, "iat": t});
@@ -945,7 +944,7 @@ async fn an_id_token_is_not_an_access_token() {
 
 #[tokio::test]
 async fn only_at_jwt_passes_when_access_token_type_is_at_jwt() {
-    let s = stack(&[("ACCESS_TOKEN_TYPE", "at+jwt")]).await;
+    let s = battery(&[("ACCESS_TOKEN_TYPE", "at+jwt")]).await;
     let payload = s.claims().to_string();
     for typ in [
         Some(r#""JWT""#),
@@ -989,7 +988,7 @@ async fn only_at_jwt_passes_when_access_token_type_is_at_jwt() {
 
 #[tokio::test]
 async fn unknown_crit_duplicate_members_and_non_object_json_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let payload = s.claims().to_string();
     for crit in [
         r#"["exp"]"#,
@@ -1090,7 +1089,7 @@ async fn unknown_crit_duplicate_members_and_non_object_json_are_refused() {
 
 #[tokio::test]
 async fn bad_base64url_and_wrong_segment_counts_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     // A valid token each of whose segments holds a '-' or '_', so that re-encoding it in the
     // standard alphabet really changes it.
     let has_url_chars = |seg: &str| seg.contains(['-', '_']);
@@ -1175,7 +1174,7 @@ async fn bad_base64url_and_wrong_segment_counts_are_refused() {
 
 #[tokio::test]
 async fn oversized_tokens_are_refused_before_any_parsing() {
-    let s = stack(&[("MAX_HEADER_SIZE", "2MiB")]).await;
+    let s = battery(&[("MAX_HEADER_SIZE", "2MiB")]).await;
     let claims = s.claims_with(|c| {
         c.insert("pad".into(), json!("x".repeat(20 * 1024)));
     });
@@ -1199,7 +1198,7 @@ async fn oversized_tokens_are_refused_before_any_parsing() {
 
 #[tokio::test]
 async fn a_1_mb_authorization_header_is_refused_with_431_by_default() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let huge = format!(
         "{}.{}.{}",
         "A".repeat(1 << 19),
@@ -1223,7 +1222,7 @@ async fn a_1_mb_authorization_header_is_refused_with_431_by_default() {
 
 #[tokio::test]
 async fn nul_control_and_non_ascii_bytes_in_the_token_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let good = s.rsa.token(&s.claims());
     // Bytes HTTP forbids in a field value (NUL, other controls): the request is rejected by the HTTP
     // parser with a bare 400 before the gate sees it.
@@ -1274,7 +1273,7 @@ type Headers = Vec<(&'static str, String)>;
 
 #[tokio::test]
 async fn tokens_outside_a_single_authorization_bearer_header_are_refused() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let good = s.rsa.token(&s.claims());
     let forged = TestKey::rsa("k1", 2048).token(&s.claims());
     s.refused_at(
@@ -1433,7 +1432,7 @@ async fn tokens_outside_a_single_authorization_bearer_header_are_refused() {
 
 #[tokio::test]
 async fn path_tricks_never_reach_the_upstream_through_the_public_routes() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let metadata = get(&s.metadata_url(), &[]).await.body;
     let tricks = [
         "/.well-known/oauth-protected-resource/../mcp",
@@ -1507,7 +1506,7 @@ async fn path_tricks_never_reach_the_upstream_through_the_public_routes() {
 
 #[tokio::test]
 async fn absolute_form_targets_and_foreign_hosts_change_neither_routing_nor_metadata() {
-    let s = stack(&[]).await;
+    let s = battery(&[]).await;
     let metadata = get(&s.metadata_url(), &[]).await.body;
     let upstream = s.upstream.addr;
     let request = |line: String, host: &str| {

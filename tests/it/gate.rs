@@ -1,13 +1,11 @@
 //! The gate end to end over real sockets: metadata, challenges, token checks, proxying, streaming,
 //! key rotation and IdP faults. Each test starts its own identity provider, upstream and gate.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use http::Method;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn metadata_is_served_at_root_and_path_inserted_without_auth() {

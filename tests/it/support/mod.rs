@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: a controllable identity provider (metadata + JWKS), a
 //! recording upstream (JSON and SSE), a gate started in-process on an ephemeral port, and a client.
-#![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -600,8 +599,6 @@ pub async fn next_chunk(body: &mut Incoming, wait: Duration) -> Option<Bytes> {
         }
     }
 }
-
-pub const NOW_SKEW: u64 = 0;
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {

@@ -1,13 +1,11 @@
 //! The `mcp-gate` binary as an operator runs it: configuration errors, `--help`, the JSON access log,
 //! and SIGTERM.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
 

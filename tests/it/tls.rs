@@ -1,18 +1,16 @@
 //! TLS termination: handshake with ALPN (h2 and HTTP/1.1), and certificate reload without
 //! dropping open connections. Certificates are generated here with rcgen.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::{Request, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::{CertificateDer, ServerName};
-use support::*;
 
 struct Cert {
     der: CertificateDer<'static>,

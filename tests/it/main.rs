@@ -1,0 +1,17 @@
+//! The integration tests: one binary, one module per concern, all talking to real sockets.
+//!
+//! One binary instead of one per file: the shared support code and the crate are compiled and
+//! linked once, not ten times.
+
+mod support;
+
+mod attacks;
+mod binary;
+mod check;
+mod gate;
+mod http_abuse;
+mod idp_faults;
+mod issuers;
+mod metrics;
+mod properties;
+mod tls;
