@@ -53,9 +53,9 @@ fn cli() -> Command {
                 ),
         );
     for s in SETTINGS {
-        let mut arg = Arg::new(s.var)
-            .long(flag(s.var))
-            .env(s.var)
+        let mut arg = Arg::new(s.var.name())
+            .long(flag(&s.var))
+            .env(s.var.name())
             .value_name("VALUE")
             .help(s.help)
             .action(ArgAction::Set);
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         .iter()
         .filter_map(|s| {
             matches
-                .get_one::<String>(s.var)
+                .get_one::<String>(&s.var)
                 .map(|v| (s.var.to_string(), v.clone()))
         })
         .collect();
