@@ -4,6 +4,7 @@
 //! byte for byte by clients); authorization-server and JWKS URLs must be `https` except on loopback
 //! (RFC 8414 §2, RFC 9728 §7.1).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use super::vars::{Var, Vars};
@@ -109,26 +110,55 @@ pub(super) fn resource(raw: &str, allow_insecure: bool) -> Result<url::Url, Conf
     Ok(url)
 }
 
-/// `UPSTREAM_URL`: an absolute http(s) base URL without query or fragment.
+/// `UPSTREAM_URL`: an absolute http(s) base URL without query, fragment or credentials.
+///
+/// Credentials (`http://svc:pw@host`) are refused: the proxy never sends them (it builds each
+/// upstream request from scheme, host and path), so they would be silently unused, and the URL is
+/// logged at start. Every message about this variable shows the value with its userinfo masked.
 pub(super) fn upstream(v: &Vars) -> Result<url::Url, ConfigError> {
     const VAR: Var = Var::UPSTREAM_URL;
     let raw = v.required(
         VAR,
         "the upstream MCP server's URL, e.g. http://127.0.0.1:3000",
     )?;
+    let shown = without_userinfo(raw);
     let upstream =
-        url::Url::parse(raw).map_err(|_| invalid(VAR, raw, "an absolute http(s) URL"))?;
+        url::Url::parse(raw).map_err(|_| invalid(VAR, &shown, "an absolute http(s) URL"))?;
+    if !upstream.username().is_empty() || upstream.password().is_some() {
+        return Err(invalid(
+            VAR,
+            &shown,
+            "a URL without user name or password (the gate does not send them to the upstream; use FORWARD_TOKEN or network policy instead)",
+        ));
+    }
     if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
-        return Err(invalid(VAR, raw, "an absolute http(s) URL"));
+        return Err(invalid(VAR, &shown, "an absolute http(s) URL"));
     }
     if upstream.query().is_some() || upstream.fragment().is_some() {
-        return Err(invalid(VAR, raw, "a URL without query or fragment"));
+        return Err(invalid(VAR, &shown, "a URL without query or fragment"));
     }
     Ok(upstream)
 }
 
+/// `raw` with the userinfo of its authority (everything up to the last `@` before the path)
+/// replaced by `***`, so an error message never repeats a password.
+fn without_userinfo(raw: &str) -> Cow<'_, str> {
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(raw);
+    };
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}***{}", &raw[..start], &raw[start + at..])),
+        None => Cow::Borrowed(raw),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -144,5 +174,44 @@ mod tests {
     fn lists_accept_commas_spaces_or_both() {
         assert_eq!(split_list("a, b  c,,d"), ["a", "b", "c", "d"]);
         assert!(split_list(" , ").is_empty());
+    }
+
+    #[test]
+    fn userinfo_is_masked_in_what_is_shown() {
+        for (raw, shown) in [
+            ("http://svc:pw@host:3000/mcp", "http://***@host:3000/mcp"),
+            ("http://svc@host", "http://***@host"),
+            ("http://a:b@c@host/x@y", "http://***@host/x@y"),
+            ("http://host/p@th", "http://host/p@th"),
+            ("http://host?u=a@b", "http://host?u=a@b"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(without_userinfo(raw), shown, "{raw}");
+        }
+    }
+
+    fn upstream_of(raw: &str) -> Result<url::Url, ConfigError> {
+        let map = HashMap::from([("UPSTREAM_URL".to_string(), raw.to_string())]);
+        upstream(&Vars::new(&map))
+    }
+
+    #[test]
+    fn upstream_url_with_credentials_is_refused_without_repeating_them() {
+        for raw in [
+            "http://svc:s3cret@upstream:3000",
+            "https://svc:s3cret@upstream/base",
+            "http://s3cret@upstream",
+            "ftp://svc:s3cret@upstream",
+        ] {
+            let e = upstream_of(raw).unwrap_err().to_string();
+            assert!(e.starts_with("UPSTREAM_URL="), "{raw}: {e}");
+            assert!(!e.contains("s3cret"), "{raw}: {e}");
+        }
+        let e = upstream_of("http://svc:s3cret@upstream:3000")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without user name or password"), "{e}");
+        assert!(e.contains("http://***@upstream:3000"), "{e}");
+        assert!(upstream_of("http://upstream:3000/base").is_ok());
     }
 }
