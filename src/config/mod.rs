@@ -227,6 +227,14 @@ mod tests {
     }
 
     #[test]
+    fn upstream_timeout_default_is_not_shorter_than_mcp_clients_wait() {
+        // A tools/call answered with plain JSON gets its headers when the tool ends; the
+        // TypeScript SDK waits 60 s for it and the Python SDK's read timeout is 5 minutes.
+        let (c, _) = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.upstream_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
     fn each_required_variable_is_named_when_missing() {
         for var in ["UPSTREAM_URL", "RESOURCE_URI", "AUTHORIZATION_SERVER"] {
             let mut m = vars(&[]);
