@@ -61,7 +61,7 @@ impl Gate {
     pub fn new(config: &Config) -> Gate {
         let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
-        let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
+        let challenges = Challenges::new(metadata.url(), &config.challenge_scopes);
         let issuers = config
             .issuers
             .iter()

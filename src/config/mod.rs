@@ -77,6 +77,9 @@ pub struct Config {
     pub policy: TokenRules,
     /// Advertised in the metadata.
     pub scopes_supported: Vec<String>,
+    /// The required scopes as 401/403 challenges name them: the form clients request
+    /// ([`policy::challenge_scopes`]), which may differ from the form tokens carry.
+    pub challenge_scopes: Vec<String>,
     pub resource_name: Option<String>,
     pub resource_documentation: Option<String>,
     pub jwks_refresh_interval: Duration,
@@ -153,6 +156,7 @@ impl Config {
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
             issuers,
+            challenge_scopes: policy::challenge_scopes(&policy.required_scopes, &scopes_supported),
             policy,
             scopes_supported,
             resource_name: v.get(Var::RESOURCE_NAME).map(str::to_string),

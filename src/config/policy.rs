@@ -133,6 +133,32 @@ pub(super) fn scope_list(v: &Vars, var: Var) -> Result<Vec<String>, ConfigError>
     Ok(scopes)
 }
 
+/// The scopes a challenge names (RFC 6750 §3 `scope`), in the form clients must request them.
+///
+/// A token may carry a scope under a shorter name than the one clients request: Entra ID issues
+/// `scp: "mcp.tools"` for a request of `https://mcp.example.com/mcp/mcp.tools`. Spec-following
+/// clients request exactly what the challenge names (MCP authorization, SEP-835), so each required
+/// scope that is not itself in `supported` is named by the `supported` entry that ends in
+/// `/<scope>`, when there is one; otherwise as it is.
+pub fn challenge_scopes(required: &[String], supported: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .map(|scope| {
+            if supported.contains(scope) {
+                return scope.clone();
+            }
+            supported
+                .iter()
+                .find(|full| {
+                    full.strip_suffix(scope.as_str())
+                        .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('/'))
+                })
+                .unwrap_or(scope)
+                .clone()
+        })
+        .collect()
+}
+
 /// `REQUIRED_CLAIMS`: `claim=value` or `nested.claim=value` rules, comma-separated.
 fn claim_rules(raw: &str) -> Result<Vec<ClaimRule>, ConfigError> {
     const VAR: Var = Var::REQUIRED_CLAIMS;
@@ -174,6 +200,36 @@ mod tests {
         for bad in ["no_equals_sign", "a..b=c", ".a=b"] {
             let e = claim_rules(bad).unwrap_err().to_string();
             assert!(e.starts_with("REQUIRED_CLAIMS="), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn challenge_names_each_required_scope_as_clients_request_it() {
+        let list = |s: &str| super::super::parse::split_list(s);
+        let entra = "https://mcp.example.com/mcp/mcp.tools";
+        for (required, supported, expected) in [
+            // Entra: short in the token, full under the Application ID URI in the request.
+            ("mcp.tools", entra, vec![entra]),
+            ("mcp.tools mcp.read", entra, vec![entra, "mcp.read"]),
+            // The same name on both sides (Keycloak, Okta, Auth0): unchanged.
+            ("mcp:tools", "mcp:tools mcp:read", vec!["mcp:tools"]),
+            ("mcp:tools", "", vec!["mcp:tools"]),
+            // A listed short name wins over a longer entry that also ends in it.
+            (
+                "mcp.tools",
+                "api://x/mcp.tools mcp.tools",
+                vec!["mcp.tools"],
+            ),
+            // Only a whole path segment matches.
+            ("tools", "https://x/mcp.tools", vec!["tools"]),
+            ("tools", "/tools", vec!["tools"]),
+            ("", "", vec![]),
+        ] {
+            assert_eq!(
+                challenge_scopes(&list(required), &list(supported)),
+                expected,
+                "{required} / {supported}"
+            );
         }
     }
 
