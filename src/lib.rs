@@ -3,7 +3,8 @@
 //! It sits in front of an MCP server and lets through only requests that carry an access token the
 //! configured authorization server issued for this resource. The map of the crate:
 //!
-//! - [`config`] — every setting, its variable, default and validation; parsed once into [`Config`].
+//! - [`config`] — every setting (typed variable names, defaults, validation), the trusted issuers
+//!   each with its own policy; parsed once into [`Config`].
 //! - [`server`] — the listener, the path of a request, graceful shutdown; [`serve`] is the entry point.
 //! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
 //! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),

@@ -28,7 +28,8 @@ pub struct Challenges {
 const RETRY_AFTER_SECS: &str = "5";
 
 impl Challenges {
-    /// `resource_metadata` is the absolute metadata URL; `scopes` are the required scopes.
+    /// `resource_metadata` is the absolute metadata URL; `scopes` are the required scopes in the form
+    /// clients request them (`Config::challenge_scopes`), which the challenge's `scope` names.
     pub fn new(resource_metadata: &str, scopes: &[String]) -> Challenges {
         let scope = scopes.join(" ");
         let prepared = Refusal::ALL

@@ -57,16 +57,19 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// `max_token_size` is the gate-wide bound, applied before a token picks its issuer.
+    ///
     /// # Panics
     /// When `issuers` is empty (configuration guarantees at least one).
     pub fn new(
         issuers: Vec<Issuer>,
+        max_token_size: usize,
         cache_size: usize,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Authenticator {
         assert!(!issuers.is_empty(), "at least one issuer");
         Authenticator {
-            max_token_size: issuers[0].policy.max_token_size,
+            max_token_size,
             issuers,
             cache: cache::TokenCache::new(cache_size),
             metrics,

@@ -61,9 +61,9 @@ fn command() -> Command {
                 ),
         );
     for s in SETTINGS {
-        let mut arg = Arg::new(s.var)
-            .long(flag(s.var))
-            .env(s.var)
+        let mut arg = Arg::new(s.var.name())
+            .long(flag(&s.var))
+            .env(s.var.name())
             .value_name("VALUE")
             .help(s.help)
             .action(ArgAction::Set);

@@ -12,7 +12,7 @@ pub(super) fn run(matches: &clap::ArgMatches) -> ExitCode {
         .iter()
         .filter_map(|s| {
             matches
-                .get_one::<String>(s.var)
+                .get_one::<String>(&s.var)
                 .map(|v| (s.var.to_string(), v.clone()))
         })
         .collect();

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 
 use crate::auth::challenge::Challenges;
 use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
-use crate::auth::{Authenticator, Issuer, Policy};
+use crate::auth::{Authenticator, Issuer};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
 use crate::http::body::ResponseBody;
@@ -51,7 +51,7 @@ impl Gate {
     pub fn new(config: &Config) -> Gate {
         let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
-        let challenges = Challenges::new(metadata.url(), &config.policy.required_scopes);
+        let challenges = Challenges::new(metadata.url(), &config.challenge_scopes);
         let issuers = config
             .issuers
             .iter()
@@ -65,28 +65,27 @@ impl Gate {
                 };
                 let keys = Arc::new(JwksCache::new(
                     JwksSettings {
-                        issuer: trusted.issuer.clone(),
+                        issuer: trusted.policy.issuer.clone(),
                         source,
-                        algorithms: config.policy.algorithms.clone(),
+                        algorithms: trusted.policy.algorithms.clone(),
                         refresh_interval: config.jwks_refresh_interval,
                         min_refresh_interval: config.jwks_min_refresh_interval,
                         fetch_timeout: config.jwks_fetch_timeout,
                     },
                     metrics.clone(),
                 ));
-                Issuer::new(
-                    Policy {
-                        issuer: trusted.issuer.clone(),
-                        ..config.policy.clone()
-                    },
-                    keys,
-                )
+                Issuer::new(trusted.policy.clone(), keys)
             })
             .collect();
         Gate {
             metadata,
             challenges,
-            auth: Authenticator::new(issuers, config.token_cache_size, metrics.clone()),
+            auth: Authenticator::new(
+                issuers,
+                config.max_token_size,
+                config.token_cache_size,
+                metrics.clone(),
+            ),
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,

@@ -316,6 +316,38 @@ async fn missing_scope_gets_403_naming_all_required_scopes() {
     assert_eq!(s.upstream.count(), 1);
 }
 
+/// Entra ID as README's setup configures it: tokens carry the short scope name in `scp`, clients
+/// must request the full name under the Application ID URI.
+#[tokio::test]
+async fn challenges_name_scopes_as_clients_request_them_when_the_token_carries_short_names() {
+    const FULL: &str = "https://mcp.example.com/mcp/mcp.tools";
+    let s = stack(&[("REQUIRED_SCOPES", "mcp.tools"), ("SCOPES_SUPPORTED", FULL)]).await;
+    let scope_of = |a: &Answer| {
+        let challenge = a.header("www-authenticate").unwrap_or_default().to_string();
+        challenge
+            .split("scope=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no scope in {challenge:?}"))
+    };
+    let missing = post(&s.gate.resource(), &[], "{}").await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(scope_of(&missing), FULL);
+    let without_scope = s.post_bearer(&s.token()).await;
+    assert_eq!(without_scope.status, 403);
+    assert_eq!(scope_of(&without_scope), FULL);
+    // The token itself still needs only the short name, as Entra writes it.
+    let entra = s.token_with(|c| c["scp"] = json!("mcp.tools"));
+    assert_eq!(s.post_bearer(&entra).await.status, 200);
+    let doc = get(
+        &s.gate.url("/.well-known/oauth-protected-resource/mcp"),
+        &[],
+    )
+    .await;
+    assert_eq!(doc.json()["scopes_supported"], json!([FULL]));
+}
+
 #[tokio::test]
 async fn failed_claim_rule_gets_403() {
     let s = stack(&[(

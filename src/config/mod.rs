@@ -1,0 +1,443 @@
+//! Every setting of the gate: its environment variable, flag, default and validation.
+//!
+//! Settings are read once, at start, into a typed [`Config`]; nothing reads the environment later.
+//! Parsing works on a plain map of variables so tests never touch the process environment; the
+//! binary builds that map from clap (flags override the environment). The names follow the Go
+//! mcp-gate so the gate is a drop-in replacement.
+//!
+//! - [`vars`] — the variable names as typed constants, and the reader that applies defaults.
+//! - [`settings`] — the table of every setting (name, default, `--help` line).
+//! - [`parse`] — value parsers: lists, sizes, the resource and upstream URLs.
+//! - [`issuers`] — `AUTHORIZATION_SERVER` paired with `JWKS_URI` and `EXPECTED_ISSUER`.
+//! - [`policy`] — the token rules every issuer's policy shares.
+//! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub mod issuers;
+pub mod limits;
+pub mod parse;
+pub mod policy;
+pub mod service;
+pub mod settings;
+pub mod vars;
+
+pub use issuers::TrustedIssuer;
+pub use parse::{is_loopback_host, split_list};
+pub use policy::{TokenRules, DEFAULT_ALGORITHMS};
+pub use service::{LogFormat, TlsFiles};
+pub use settings::{Setting, SETTINGS};
+pub use vars::Var;
+
+use vars::Vars;
+
+/// A setting that cannot be used; the message names the variable, the value and what is expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is required: {expected}")]
+    Missing { var: Var, expected: String },
+    #[error("{var}={value:?} is invalid: {expected}")]
+    Invalid {
+        var: Var,
+        value: String,
+        expected: String,
+    },
+}
+
+fn invalid(var: Var, value: &str, expected: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.to_string(),
+        expected: expected.into(),
+    }
+}
+
+/// Things that are probably wrong but do not certainly break clients; logged at start.
+pub type Warnings = Vec<String>;
+
+/// The validated configuration of one gate.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the gate listens.
+    pub listen_addr: SocketAddr,
+    /// Upstream MCP server, e.g. `http://127.0.0.1:3000` or `http://svc/base`.
+    pub upstream: url::Url,
+    /// The resource identifier, byte for byte as configured (RFC 9728 `resource`).
+    pub resource_uri: String,
+    /// The parsed form of `resource_uri`.
+    pub resource: url::Url,
+    /// Authorization server issuer identifiers, as listed in the metadata.
+    pub authorization_servers: Vec<String>,
+    /// The servers whose tokens are accepted, one per `authorization_servers` entry, same order;
+    /// each carries its own complete policy.
+    pub issuers: Vec<TrustedIssuer>,
+    /// The rules every issuer's policy shares (no `iss`: that is each issuer's own).
+    pub policy: TokenRules,
+    /// Advertised in the metadata.
+    pub scopes_supported: Vec<String>,
+    /// The required scopes as 401/403 challenges name them: the form clients request
+    /// ([`policy::challenge_scopes`]), which may differ from the form tokens carry.
+    pub challenge_scopes: Vec<String>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
+    pub jwks_refresh_interval: Duration,
+    pub jwks_min_refresh_interval: Duration,
+    pub jwks_fetch_timeout: Duration,
+    pub forward_token: bool,
+    pub upstream_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_request_body: u64,
+    /// Tokens longer than this are refused before anything else, whichever issuer they name.
+    pub max_token_size: usize,
+    pub max_header_size: usize,
+    pub header_read_timeout: Duration,
+    /// How long a client connection may have no request in flight before it is closed.
+    pub idle_timeout: Duration,
+    pub allow_insecure_http: bool,
+    pub health_path: String,
+    pub ready_path: String,
+    pub metadata_max_age: Duration,
+    /// Exact origins (scheme://host[:port]) browsers may call the MCP endpoint from.
+    pub cors_allowed_origins: Vec<String>,
+    /// Certificate and key files, when the gate terminates TLS itself.
+    pub tls: Option<TlsFiles>,
+    pub tls_reload_interval: Duration,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Capacity of the verified-token cache (0 = off).
+    pub token_cache_size: usize,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    /// Client connections served at once; the accept loop waits for a free slot beyond that.
+    pub max_connections: usize,
+}
+
+impl Config {
+    /// Validates a map of settings (environment variable name → value).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<(Config, Warnings), ConfigError> {
+        let v = Vars::new(vars);
+        let mut warnings = Warnings::new();
+
+        let listen_addr = v
+            .socket_addr(Var::LISTEN_ADDR, "0.0.0.0:8080")?
+            .ok_or_else(|| ConfigError::Missing {
+                var: Var::LISTEN_ADDR,
+                expected: "host:port".into(),
+            })?;
+        let allow_insecure_http = v.bool(Var::ALLOW_INSECURE_HTTP)?;
+        let upstream = parse::upstream(&v)?;
+        let resource_uri = v
+            .required(
+                Var::RESOURCE_URI,
+                "the public URL clients use, e.g. https://mcp.example.com/mcp",
+            )?
+            .to_string();
+        let resource = parse::resource(&resource_uri, allow_insecure_http)?;
+        let max_token_size = limits::max_token_size(&v)?;
+        let policy = policy::token_rules(&v, &resource_uri, &mut warnings)?;
+        let issuers = issuers::trusted_issuers(
+            &v,
+            allow_insecure_http,
+            &policy,
+            max_token_size,
+            &mut warnings,
+        )?;
+        let scopes_supported = match v.get(Var::SCOPES_SUPPORTED) {
+            Some(_) => policy::scope_list(&v, Var::SCOPES_SUPPORTED)?,
+            None => policy.required_scopes.clone(),
+        };
+
+        let config = Config {
+            listen_addr,
+            upstream,
+            resource_uri,
+            resource,
+            authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
+            issuers,
+            challenge_scopes: policy::challenge_scopes(&policy.required_scopes, &scopes_supported),
+            policy,
+            scopes_supported,
+            resource_name: v.get(Var::RESOURCE_NAME).map(str::to_string),
+            resource_documentation: service::resource_documentation(&v)?,
+            jwks_refresh_interval: v.positive(Var::JWKS_REFRESH_INTERVAL)?,
+            jwks_min_refresh_interval: v.duration(Var::JWKS_MIN_REFRESH_INTERVAL)?,
+            jwks_fetch_timeout: v.positive(Var::JWKS_FETCH_TIMEOUT)?,
+            forward_token: v.bool(Var::FORWARD_TOKEN)?,
+            upstream_timeout: v.positive(Var::UPSTREAM_TIMEOUT)?,
+            shutdown_timeout: v.duration(Var::SHUTDOWN_TIMEOUT)?,
+            max_request_body: v.size(Var::MAX_REQUEST_BODY)?,
+            max_token_size,
+            max_header_size: limits::max_header_size(&v)?,
+            header_read_timeout: v.positive(Var::HEADER_READ_TIMEOUT)?,
+            idle_timeout: v.positive(Var::IDLE_TIMEOUT)?,
+            allow_insecure_http,
+            health_path: service::path(&v, Var::HEALTH_PATH)?,
+            ready_path: service::path(&v, Var::READY_PATH)?,
+            metadata_max_age: v.duration(Var::METADATA_MAX_AGE)?,
+            cors_allowed_origins: service::cors_allowed_origins(&v)?,
+            tls: service::tls_files(&v)?,
+            tls_reload_interval: v.positive(Var::TLS_RELOAD_INTERVAL)?,
+            metrics_addr: v.socket_addr(Var::METRICS_ADDR, "127.0.0.1:9090")?,
+            token_cache_size: limits::token_cache_size(&v)?,
+            log_level: service::log_level(&v)?,
+            log_format: service::log_format(&v)?,
+            max_connections: limits::max_connections(&v)?,
+        };
+        Ok((config, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::Alg;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = [
+            ("UPSTREAM_URL", "http://127.0.0.1:3000"),
+            ("RESOURCE_URI", "https://mcp.example.com/mcp"),
+            ("AUTHORIZATION_SERVER", "https://idp.example.com"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            m.insert(k.to_string(), v.to_string());
+        }
+        m
+    }
+
+    fn err(pairs: &[(&str, &str)]) -> String {
+        Config::from_vars(&vars(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_apply_and_derive_from_other_settings() {
+        let (c, warnings) = Config::from_vars(&vars(&[])).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.issuers[0].policy.issuer, "https://idp.example.com");
+        assert_eq!(c.policy.audiences, vec!["https://mcp.example.com/mcp"]);
+        assert_eq!(c.policy.algorithms.len(), 9);
+        assert_eq!(c.policy.clock_skew_secs, 60);
+        assert_eq!(c.max_token_size, 16 * 1024);
+        assert_eq!(c.issuers[0].policy.max_token_size, 16 * 1024);
+        assert_eq!(c.max_request_body, 4 << 20);
+        assert!(!c.forward_token);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.max_connections, 10_000);
+    }
+
+    #[test]
+    fn upstream_timeout_default_is_not_shorter_than_mcp_clients_wait() {
+        // A tools/call answered with plain JSON gets its headers when the tool ends; the
+        // TypeScript SDK waits 60 s for it and the Python SDK's read timeout is 5 minutes.
+        let (c, _) = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.upstream_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn each_required_variable_is_named_when_missing() {
+        for var in ["UPSTREAM_URL", "RESOURCE_URI", "AUTHORIZATION_SERVER"] {
+            let mut m = vars(&[]);
+            m.remove(var);
+            let e = Config::from_vars(&m).unwrap_err().to_string();
+            assert!(e.starts_with(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let (c, _) = Config::from_vars(&vars(&[("JWKS_URI", ""), ("CLOCK_SKEW", " ")])).unwrap();
+        assert!(c.issuers[0].jwks_uri.is_none());
+        assert_eq!(c.policy.clock_skew_secs, 60);
+    }
+
+    #[test]
+    fn each_authorization_server_is_an_issuer_with_its_own_keys() {
+        let (c, warnings) = Config::from_vars(&vars(&[(
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com, https://b.example.com/realms/x",
+        )]))
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let issuers: Vec<_> = c.issuers.iter().map(|t| t.issuer()).collect();
+        assert_eq!(
+            issuers,
+            ["https://a.example.com", "https://b.example.com/realms/x"]
+        );
+        assert!(c.issuers.iter().all(|t| t.jwks_uri.is_none()));
+
+        // EXPECTED_ISSUER and JWKS_URI pair up with the servers in order.
+        let (c, warnings) = Config::from_vars(&vars(&[
+            (
+                "AUTHORIZATION_SERVER",
+                "https://a.example.com https://b.example.com",
+            ),
+            (
+                "EXPECTED_ISSUER",
+                "https://a.example.com,https://sts.example.net/t/",
+            ),
+            (
+                "JWKS_URI",
+                "https://a.example.com/keys,https://b.example.com/keys",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.issuers[1].server, "https://b.example.com");
+        assert_eq!(c.issuers[1].issuer(), "https://sts.example.net/t/");
+        assert_eq!(
+            c.issuers[1].jwks_uri.as_ref().map(url::Url::as_str),
+            Some("https://b.example.com/keys")
+        );
+        // Each issuer's policy carries its own `iss`; nothing is shared but the rules.
+        assert_eq!(c.issuers[0].policy.issuer, "https://a.example.com");
+        assert_eq!(c.issuers[1].policy.issuer, "https://sts.example.net/t/");
+        assert_eq!(c.issuers[1].policy.audiences, c.policy.audiences);
+        // An issuer that is not its server's URL is legitimate (Entra v1 tokens) but worth a word.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("https://sts.example.net/t/"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn per_server_lists_must_match_the_servers() {
+        let two = (
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com,https://b.example.com",
+        );
+        for (var, value) in [
+            ("EXPECTED_ISSUER", "https://a.example.com"),
+            ("JWKS_URI", "https://a.example.com/keys"),
+            ("JWKS_URI", "https://a/k https://b/k https://c/k"),
+        ] {
+            let e = err(&[two, (var, value)]);
+            assert!(e.starts_with(&format!("{var}=")), "{e}");
+            assert!(
+                e.contains("one entry per AUTHORIZATION_SERVER entry"),
+                "{e}"
+            );
+            assert!(e.contains("2 here"), "{e}");
+        }
+        // Two servers with one issuer: a token's `iss` would not say whose keys to use.
+        let e = err(&[(
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com https://a.example.com",
+        )]);
+        assert!(e.starts_with("AUTHORIZATION_SERVER="), "{e}");
+        let e = err(&[
+            two,
+            (
+                "EXPECTED_ISSUER",
+                "https://x.example.com https://x.example.com",
+            ),
+        ]);
+        assert!(e.starts_with("EXPECTED_ISSUER="), "{e}");
+        let e = err(&[("AUTHORIZATION_SERVER", " , ")]);
+        assert!(e.starts_with("AUTHORIZATION_SERVER="), "{e}");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_and_the_value() {
+        let cases = [
+            ("LISTEN_ADDR", "localhost"),
+            ("CLOCK_SKEW", "sixty"),
+            ("FORWARD_TOKEN", "maybe"),
+            ("MAX_REQUEST_BODY", "4 parsecs"),
+            ("ALLOWED_ALGORITHMS", "HS256"),
+            ("ALLOWED_ALGORITHMS", "none"),
+            ("ACCESS_TOKEN_TYPE", "jwt-ish"),
+            ("REQUIRED_CLAIMS", "no_equals_sign"),
+            ("LOG_FORMAT", "xml"),
+            ("UPSTREAM_URL", "ftp://x"),
+            ("JWKS_URI", "not a url"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/path"),
+            ("REQUIRED_SCOPES", "café"),
+            ("UPSTREAM_TIMEOUT", "0s"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "lots"),
+        ];
+        for (var, value) in cases {
+            let e = err(&[(var, value)]);
+            assert!(e.starts_with(&format!("{var}=")), "{var}: {e}");
+            assert!(e.contains(value), "{var}: {e}");
+        }
+    }
+
+    #[test]
+    fn resource_uri_that_clients_would_not_match_is_an_error() {
+        for bad in [
+            "https://mcp.example.com/mcp/",
+            "https://mcp.example.com/",
+            "https://mcp.example.com/mcp#frag",
+            "https://MCP.example.com/mcp",
+            "https://mcp.example.com:443/mcp",
+            "mcp.example.com/mcp",
+            "http://mcp.example.com/mcp",
+        ] {
+            let e = err(&[("RESOURCE_URI", bad)]);
+            assert!(e.starts_with("RESOURCE_URI="), "{bad}: {e}");
+        }
+        // The example in the message is a resource, not an IdP.
+        let e = err(&[("RESOURCE_URI", "mcp.example.com/mcp")]);
+        assert!(e.contains("such as https://mcp.example.com/mcp"), "{e}");
+        for good in [
+            "https://mcp.example.com",
+            "https://mcp.example.com/mcp",
+            "http://127.0.0.1:8080/mcp",
+        ] {
+            let (c, _) = Config::from_vars(&vars(&[
+                ("RESOURCE_URI", good),
+                ("EXPECTED_AUDIENCE", good),
+            ]))
+            .unwrap();
+            assert_eq!(c.resource_uri, good);
+        }
+    }
+
+    #[test]
+    fn plain_http_identity_provider_needs_loopback_or_explicit_opt_in() {
+        let e = err(&[("AUTHORIZATION_SERVER", "http://idp.example.com")]);
+        assert!(e.starts_with("AUTHORIZATION_SERVER="), "{e}");
+        let e = err(&[("JWKS_URI", "http://idp.example.com/jwks")]);
+        assert!(e.starts_with("JWKS_URI="), "{e}");
+        assert!(
+            Config::from_vars(&vars(&[("AUTHORIZATION_SERVER", "http://127.0.0.1:9000")])).is_ok()
+        );
+        assert!(
+            Config::from_vars(&vars(&[("AUTHORIZATION_SERVER", "http://localhost:9000")])).is_ok()
+        );
+        assert!(Config::from_vars(&vars(&[
+            ("AUTHORIZATION_SERVER", "http://idp.internal"),
+            ("ALLOW_INSECURE_HTTP", "true")
+        ]))
+        .is_ok());
+    }
+
+    #[test]
+    fn likely_mistakes_are_warnings_not_errors() {
+        let (_, w) =
+            Config::from_vars(&vars(&[("EXPECTED_AUDIENCE", "api://something-else")])).unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("EXPECTED_AUDIENCE"));
+    }
+
+    #[test]
+    fn lists_accept_commas_spaces_or_both() {
+        let (c, _) = Config::from_vars(&vars(&[("REQUIRED_SCOPES", "a, b  c,,d")])).unwrap();
+        assert_eq!(c.policy.required_scopes, vec!["a", "b", "c", "d"]);
+        assert_eq!(c.scopes_supported, c.policy.required_scopes);
+        let (c, _) = Config::from_vars(&vars(&[("ALLOWED_ALGORITHMS", "ES256,EdDSA")])).unwrap();
+        assert_eq!(c.policy.algorithms, vec![Alg::ES256, Alg::EdDSA]);
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        let (c, _) = Config::from_vars(&vars(&[("UPSTREAM_TIMEOUT", "1m30s")])).unwrap();
+        assert_eq!(c.upstream_timeout, Duration::from_secs(90));
+    }
+}
