@@ -5,7 +5,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+use crate::auth::unix_now;
 
 /// How a request was decided.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub struct Metrics {
     key_set_age: Family<IssuerLabels, Gauge<f64, AtomicU64>>,
     /// Per issuer, Unix seconds of the last key-set load (0 = never); an age at scrape time. Written
     /// once per fetch, so a plain mutex costs nothing on the request path.
-    keys_loaded_at: Mutex<Vec<(String, i64)>>,
+    keys_loaded_at: Mutex<Vec<(String, u64)>>,
     cache_hits: Counter,
     cache_misses: Counter,
 }
@@ -255,7 +257,7 @@ impl Metrics {
             let age = if *loaded == 0 {
                 -1.0
             } else {
-                (now - loaded).max(0) as f64
+                now.saturating_sub(*loaded) as f64
             };
             self.key_set_age
                 .get_or_create(&IssuerLabels {
@@ -267,13 +269,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::fetch::{FetchError, Fetcher};
+use super::fetch::{DocumentSource, FetchError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
@@ -52,7 +52,7 @@ pub fn metadata_urls(issuer: &url::Url) -> Vec<String> {
 
 /// Discovers the `jwks_uri` of `issuer`.
 pub async fn jwks_uri(
-    fetcher: &Fetcher,
+    fetcher: &impl DocumentSource,
     issuer: &str,
     allow_insecure: bool,
 ) -> Result<String, DiscoveryError> {

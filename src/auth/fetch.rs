@@ -37,6 +37,25 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
+/// Where the key cache and discovery get documents from: [`Fetcher`] over HTTP in the gate; unit
+/// tests script the answers instead, so the cache's pacing can run under tokio's paused clock.
+pub trait DocumentSource: Send + Sync + 'static {
+    /// The document at `url`, or why there is none.
+    fn get(
+        &self,
+        url: &str,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send;
+}
+
+impl DocumentSource for Fetcher {
+    fn get(
+        &self,
+        url: &str,
+    ) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
+        Fetcher::get(self, url)
+    }
+}
+
 /// Fetches documents with fixed bounds.
 #[derive(Clone)]
 pub struct Fetcher {

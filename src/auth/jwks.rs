@@ -1,24 +1,33 @@
-//! The JWKS cache: the authorization server's signing keys, kept fresh in the background.
+//! The JWKS cache: the authorization server's signing keys (RFC 7517 §5), kept fresh in the background.
 //!
 //! - Requests read the current [`KeySet`] lock-free (`arc-swap`); only refreshes write it.
-//! - A background task refreshes every `JWKS_REFRESH_INTERVAL` (shortened by the response's
-//!   `Cache-Control: max-age`), with jitter, and retries with backoff while no keys are loaded.
-//! - A request may trigger a refresh in two cases only: no key set has been loaded yet (at most about
-//!   once a second), or its `kid` is unknown / its signature fails under the cached key (at most once
-//!   per `JWKS_MIN_REFRESH_INTERVAL`). Refreshes are single-flight: concurrent requests share one fetch,
-//!   so a flood of random `kid`s cannot make the gate hammer the IdP. Waiting is bounded by the fetch
-//!   timeout.
-//! - A failed refresh, or one that returns garbage or an empty set, keeps the last good keys.
+//! - A background task refreshes every `JWKS_REFRESH_INTERVAL`, with jitter, and retries with backoff
+//!   while no keys are loaded. The response's `Cache-Control: max-age` may shorten the interval, but
+//!   never below [`MAX_AGE_FLOOR`]; `no-store`, `no-cache` and `max-age=0` carry no caching hint and
+//!   leave the configured interval alone ([`scheduled_interval`]).
+//! - A request may trigger a fetch in two cases only, each single-flight (concurrent requests share one
+//!   fetch, so a flood of random `kid`s cannot make the gate hammer the IdP) and bounded in time:
+//!   - no key set has loaded yet: the request waits for the next allowed attempt (at most one per
+//!     [`FIRST_LOAD_MIN_GAP`], the wait itself at most `JWKS_FETCH_TIMEOUT`) and shares its outcome;
+//!   - its `kid` is unknown or its signature fails under the cached key: at most one such fetch per
+//!     `JWKS_MIN_REFRESH_INTERVAL`, a budget of its own that scheduled refreshes do not spend, so a
+//!     rotated key is seen on its first use.
+//! - A failed refresh, or one that returns garbage or an empty set, keeps the last good keys. A
+//!   refresh installs a new set when any key's identity changed: `kid`, material, or the algorithms
+//!   it is bound to (see [`super::keys::Key::fingerprint`]).
+//!
+//! The pacing runs on tokio's clock, so its tests use the paused clock instead of sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::discovery;
-use super::fetch::Fetcher;
+use super::fetch::{DocumentSource, Fetcher};
 use super::keys::{parse_jwks, Alg, KeySet};
 use crate::metrics::Metrics;
 
@@ -67,14 +76,24 @@ pub struct JwksSettings {
 
 /// State only the refresher holding the single-flight lock touches.
 struct Flight {
-    /// When the last fetch started (successful or not); drives the rate limits.
+    /// When the last fetch of any kind started (successful or not): paces first-load attempts.
     last_attempt: Option<Instant>,
+    /// When the last fetch triggered by an unknown `kid` started: that trigger's own budget, which
+    /// scheduled refreshes do not spend.
+    last_kid_fetch: Option<Instant>,
     /// The discovered `jwks_uri`, kept until a fetch from it fails.
     jwks_uri: Option<String>,
 }
 
 /// How often a request may trigger a fetch while no keys have ever loaded.
-const FIRST_LOAD_MIN_GAP: Duration = Duration::from_secs(1);
+pub const FIRST_LOAD_MIN_GAP: Duration = Duration::from_secs(1);
+/// The shortest refresh interval a `Cache-Control: max-age` can ask for. An unknown `kid` is fetched
+/// on first use anyway, so a shorter hint would only speed up noticing a *removed* key, at the cost
+/// of one fetch per replica per hint (an IdP sending `max-age=1` would see every gate poll it every
+/// second); a minute keeps that load negligible while a removed key stops within a minute.
+pub const MAX_AGE_FLOOR: Duration = Duration::from_secs(60);
+/// Slack on top of the fetch timeout for queueing on the single-flight lock.
+const LOCK_SLACK: Duration = Duration::from_millis(250);
 /// The longest gap between retries while the IdP is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -82,28 +101,41 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// so that a generation names one key set of one issuer.
 static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
-/// The cache; shared by all requests through an `Arc`.
-pub struct JwksCache {
+/// The cache; shared by all requests through an `Arc`. `S` is where documents come from: HTTP in
+/// the gate, a script in unit tests.
+pub struct JwksCache<S = Fetcher> {
     keys: ArcSwapOption<KeySet>,
     settings: JwksSettings,
-    fetcher: Fetcher,
+    source: S,
     /// Held for the duration of one fetch: this is what makes refreshes single-flight. The hot path
     /// never takes it; only requests that need fresh keys wait on it, bounded by the fetch timeout.
     flight: Mutex<Flight>,
+    /// Fetches finished so far, whatever their outcome: a request waiting for the first key set
+    /// shares the first attempt that finishes after it arrived instead of queueing another.
+    finished: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl JwksCache {
     pub fn new(settings: JwksSettings, metrics: Arc<Metrics>) -> JwksCache {
+        let fetcher = Fetcher::new(settings.fetch_timeout);
+        JwksCache::with_source(settings, fetcher, metrics)
+    }
+}
+
+impl<S: DocumentSource> JwksCache<S> {
+    pub fn with_source(settings: JwksSettings, source: S, metrics: Arc<Metrics>) -> JwksCache<S> {
         metrics.issuer_configured(&settings.issuer);
         JwksCache {
             keys: ArcSwapOption::empty(),
-            fetcher: Fetcher::new(settings.fetch_timeout),
+            source,
             settings,
             flight: Mutex::new(Flight {
                 last_attempt: None,
+                last_kid_fetch: None,
                 jwks_uri: None,
             }),
+            finished: AtomicU64::new(0),
             metrics,
         }
     }
@@ -118,61 +150,93 @@ impl JwksCache {
         self.keys.load().is_some()
     }
 
-    /// The key set, fetching it on the request path if none has loaded yet (single flight, at most
-    /// about once a second). `None` means the IdP could not be reached: the request must get 503.
+    /// The key set, fetching it on the request path if none has loaded yet. A request that arrives
+    /// between two attempts waits for the next one (at most `JWKS_FETCH_TIMEOUT`) and shares it, so a
+    /// gate started before its IdP answers its first requests as soon as the IdP does. `None` means
+    /// no keys could be had within that bound: the request must get 503.
     pub async fn keys_or_fetch(&self) -> Option<Arc<KeySet>> {
         if let Some(keys) = self.current() {
             return Some(keys);
         }
-        self.refresh_shared(None, FIRST_LOAD_MIN_GAP).await
+        // Waiting for a slot and the attempt itself are each bounded by the fetch timeout.
+        let bound = self.settings.fetch_timeout * 2 + LOCK_SLACK;
+        tokio::time::timeout(bound, self.first_load())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn first_load(&self) -> Option<Arc<KeySet>> {
+        let arrived = Instant::now();
+        let finished_before = self.finished.load(Ordering::Acquire);
+        loop {
+            let mut flight = self.flight.lock().await;
+            if let Some(keys) = self.current() {
+                return Some(keys);
+            }
+            if self.finished.load(Ordering::Acquire) != finished_before {
+                // An attempt ended since this request arrived and loaded nothing: share its failure
+                // rather than queue another one behind it.
+                return None;
+            }
+            let now = Instant::now();
+            let wait = first_load_wait(flight.last_attempt, now);
+            if !wait.is_zero() {
+                if now + wait > arrived + self.settings.fetch_timeout {
+                    return None;
+                }
+                // Let the background task (or another request) take the slot meanwhile.
+                drop(flight);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return match self.fetch_locked(&mut flight).await {
+                Ok(_) => self.current(),
+                Err(e) => {
+                    tracing::warn!(issuer = %self.settings.issuer, error = %e, "on-demand JWKS refresh failed");
+                    None
+                }
+            };
+        }
     }
 
     /// A token did not verify under `seen` for a reason a key rotation explains. Returns a newer key
-    /// set to decide with, or `None` when nothing newer can be had now (rate limit, IdP failure).
+    /// set to decide with, or `None` when nothing newer can be had now (the `kid` budget is spent,
+    /// or the IdP failed).
     pub async fn refresh_after_miss(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
-        self.refresh_shared(Some(seen), self.settings.min_refresh_interval)
-            .await
-    }
-
-    async fn refresh_shared(
-        &self,
-        seen: Option<&Arc<KeySet>>,
-        min_gap: Duration,
-    ) -> Option<Arc<KeySet>> {
-        let wait = self.settings.fetch_timeout + Duration::from_millis(250);
         let attempt = async {
             let mut flight = self.flight.lock().await;
-            // Another request (or the background task) refreshed while this one queued.
+            // Another request (or the background task) installed new keys while this one queued.
             let current = self.current();
-            match (&current, seen) {
-                (Some(now), Some(seen)) if !Arc::ptr_eq(now, seen) => return current,
-                (Some(_), None) => return current,
-                _ => {}
+            if current.as_ref().is_some_and(|now| !Arc::ptr_eq(now, seen)) {
+                return current;
             }
-            if flight.last_attempt.is_some_and(|t| t.elapsed() < min_gap) {
+            let now = Instant::now();
+            if !kid_budget_allows(
+                flight.last_kid_fetch,
+                self.settings.min_refresh_interval,
+                now,
+            ) {
                 return None;
             }
+            flight.last_kid_fetch = Some(now);
             match self.fetch_locked(&mut flight).await {
-                Ok(_) => {
-                    let fresh = self.current();
-                    match (&fresh, seen) {
-                        (Some(f), Some(s)) if Arc::ptr_eq(f, s) => None,
-                        _ => fresh,
-                    }
-                }
+                Ok(_) => self.current().filter(|fresh| !Arc::ptr_eq(fresh, seen)),
                 Err(e) => {
                     tracing::warn!(issuer = %self.settings.issuer, error = %e, "on-demand JWKS refresh failed");
                     None
                 }
             }
         };
-        tokio::time::timeout(wait, attempt).await.ok().flatten()
+        let bound = self.settings.fetch_timeout + LOCK_SLACK;
+        tokio::time::timeout(bound, attempt).await.ok().flatten()
     }
 
     /// Fetches and installs the key set; the caller holds the single-flight lock. Returns the
     /// server's `max-age`, if it gave one.
     async fn fetch_locked(&self, flight: &mut Flight) -> Result<Option<Duration>, RefreshError> {
         let result = self.fetch_and_install(flight).await;
+        self.finished.fetch_add(1, Ordering::Release);
         self.metrics.jwks_fetch(
             &self.settings.issuer,
             result.is_ok(),
@@ -196,13 +260,13 @@ impl JwksCache {
                 },
                 None,
             ) => {
-                let uri = discovery::jwks_uri(&self.fetcher, issuer, *allow_insecure).await?;
+                let uri = discovery::jwks_uri(&self.source, issuer, *allow_insecure).await?;
                 tracing::info!(issuer = %self.settings.issuer, jwks_uri = %uri, "discovered the authorization server's JWKS");
                 flight.jwks_uri = Some(uri.clone());
                 uri
             }
         };
-        let fetched = match self.fetcher.get(&uri).await {
+        let fetched = match self.source.get(&uri).await {
             Ok(f) => f,
             Err(source) => {
                 // The metadata may have moved the keys; look again next time.
@@ -243,15 +307,7 @@ impl JwksCache {
         match self.fetch_locked(&mut flight).await {
             Ok(max_age) => {
                 *failures = 0;
-                let floor = self
-                    .settings
-                    .min_refresh_interval
-                    .max(Duration::from_secs(1));
-                let interval = match max_age {
-                    Some(age) => age.max(floor).min(self.settings.refresh_interval),
-                    None => self.settings.refresh_interval,
-                };
-                jitter(interval)
+                jitter(scheduled_interval(max_age, self.settings.refresh_interval))
             }
             Err(e) => {
                 *failures = failures.saturating_add(1);
@@ -283,8 +339,257 @@ impl JwksCache {
     }
 }
 
+/// How long to wait for the next scheduled refresh after one that succeeded with this `max-age`.
+/// `max-age=0` (which `no-store`/`no-cache` also parse to) is "do not cache", not "poll
+/// continuously": it carries no hint, like an absent header. A hint can only shorten the
+/// configured interval, and never below [`MAX_AGE_FLOOR`].
+pub fn scheduled_interval(max_age: Option<Duration>, refresh_interval: Duration) -> Duration {
+    match max_age.filter(|age| !age.is_zero()) {
+        None => refresh_interval,
+        Some(age) => age.max(MAX_AGE_FLOOR).min(refresh_interval),
+    }
+}
+
+/// How long a request must wait, while no keys have loaded, before it may start an attempt.
+fn first_load_wait(last_attempt: Option<Instant>, now: Instant) -> Duration {
+    last_attempt.map_or(Duration::ZERO, |at| {
+        (at + FIRST_LOAD_MIN_GAP).saturating_duration_since(now)
+    })
+}
+
+/// Whether an unknown `kid` may trigger a fetch now: at most one per `min_gap`, counted only over
+/// `kid`-triggered fetches.
+fn kid_budget_allows(last_kid_fetch: Option<Instant>, min_gap: Duration, now: Instant) -> bool {
+    last_kid_fetch.is_none_or(|at| now.saturating_duration_since(at) >= min_gap)
+}
+
 /// ±10 % so that a fleet of gates does not refresh in lockstep.
 fn jitter(d: Duration) -> Duration {
     let factor = 0.9 + rand::random::<f64>() * 0.2;
     d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use base64::Engine;
+
+    use super::*;
+    use crate::auth::fetch::{FetchError, Fetched};
+
+    /// How long the scripted IdP takes to answer, in tokio time.
+    const LATENCY: Duration = Duration::from_millis(50);
+    const MIN_REFRESH: Duration = Duration::from_secs(10);
+
+    /// A JWKS endpoint whose answer the test sets; `None` answers HTTP 500.
+    #[derive(Default)]
+    struct Script {
+        answer: std::sync::Mutex<Option<(String, Option<Duration>)>>,
+        fetches: AtomicUsize,
+    }
+
+    impl Script {
+        fn serve(&self, keys: &[String]) {
+            let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
+            *self.answer.lock().unwrap() = Some((doc, None));
+        }
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    impl DocumentSource for Arc<Script> {
+        async fn get(&self, _url: &str) -> Result<Fetched, FetchError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(LATENCY).await;
+            let answer = self.answer.lock().unwrap().clone();
+            match answer {
+                Some((doc, max_age)) => Ok(Fetched {
+                    body: doc.into(),
+                    max_age,
+                }),
+                None => Err(FetchError::Status(500)),
+            }
+        }
+    }
+
+    /// An RSA JWK; the modulus is well-formed, which is all loading checks.
+    fn rsa(kid: &str, alg: Option<&str>) -> String {
+        let mut n = vec![0xC5u8; 256];
+        n[255] |= 1;
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n);
+        let alg = alg.map_or(String::new(), |a| format!(r#","alg":"{a}""#));
+        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"{alg}}}"#)
+    }
+
+    fn cache_with(script: &Arc<Script>, fetch_timeout: Duration) -> Arc<JwksCache<Arc<Script>>> {
+        let settings = JwksSettings {
+            issuer: "https://idp.example.com".into(),
+            source: KeySource::Fixed("https://idp.example.com/jwks".into()),
+            algorithms: Alg::ALL.to_vec(),
+            refresh_interval: Duration::from_secs(300),
+            min_refresh_interval: MIN_REFRESH,
+            fetch_timeout,
+        };
+        let metrics = Arc::new(Metrics::new());
+        Arc::new(JwksCache::with_source(settings, script.clone(), metrics))
+    }
+
+    fn cache(script: &Arc<Script>) -> Arc<JwksCache<Arc<Script>>> {
+        cache_with(script, Duration::from_secs(1))
+    }
+
+    /// Runs `n` concurrent first-load requests; returns how many got keys.
+    async fn first_loads(cache: &Arc<JwksCache<Arc<Script>>>, n: usize) -> usize {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.keys_or_fetch().await.is_some() })
+            })
+            .collect();
+        let mut loaded = 0;
+        for t in tasks {
+            loaded += usize::from(t.await.unwrap());
+        }
+        loaded
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_before_the_first_load_wait_for_the_next_attempt_and_share_it() {
+        let script = Arc::new(Script::default());
+        let cache = cache(&script);
+        assert!(cache.keys_or_fetch().await.is_none(), "the IdP is down");
+        assert_eq!(script.fetches(), 1);
+        // The IdP comes up right after that failed attempt: requests wait for the next one.
+        script.serve(&[rsa("k1", None)]);
+        let started = Instant::now();
+        assert_eq!(first_loads(&cache, 20).await, 20);
+        assert_eq!(script.fetches(), 2, "one attempt, shared by every request");
+        let waited = started.elapsed();
+        assert!(waited <= FIRST_LOAD_MIN_GAP + LATENCY, "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_first_load_attempt_fails_every_request_that_shared_it() {
+        let script = Arc::new(Script::default());
+        let cache = cache(&script);
+        assert!(cache.keys_or_fetch().await.is_none());
+        let started = Instant::now();
+        assert_eq!(first_loads(&cache, 20).await, 0);
+        assert_eq!(script.fetches(), 2, "one more attempt, not one per request");
+        assert!(started.elapsed() <= FIRST_LOAD_MIN_GAP + LATENCY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_the_next_first_load_attempt_is_bounded_by_the_fetch_timeout() {
+        let script = Arc::new(Script::default());
+        let cache = cache_with(&script, FIRST_LOAD_MIN_GAP / 4);
+        assert!(cache.keys_or_fetch().await.is_none());
+        script.serve(&[rsa("k1", None)]);
+        let started = Instant::now();
+        assert!(cache.keys_or_fetch().await.is_none());
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "the next attempt is too far"
+        );
+        assert_eq!(script.fetches(), 1);
+        tokio::time::advance(FIRST_LOAD_MIN_GAP).await;
+        assert!(cache.keys_or_fetch().await.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_kid_refetch_has_a_budget_that_scheduled_refreshes_do_not_spend() {
+        let script = Arc::new(Script::default());
+        let cache = cache(&script);
+        script.serve(&[rsa("k1", None)]);
+        let first = cache.keys_or_fetch().await.unwrap();
+        // A scheduled refresh has just run, then the IdP rotates to k2.
+        cache.scheduled_refresh(&mut 0).await;
+        script.serve(&[rsa("k1", None), rsa("k2", None)]);
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, first) = (cache.clone(), first.clone());
+                tokio::spawn(async move { cache.refresh_after_miss(&first).await })
+            })
+            .collect();
+        for t in tasks {
+            let fresh = t.await.unwrap().expect("the rotation is seen on first use");
+            assert_eq!(fresh.len(), 2);
+        }
+        assert_eq!(script.fetches(), 3, "one shared kid-triggered fetch");
+        // Within the budget's interval, another unknown kid fetches nothing.
+        let second = cache.current().unwrap();
+        script.serve(&[rsa("k2", None), rsa("k3", None)]);
+        assert!(cache.refresh_after_miss(&second).await.is_none());
+        assert_eq!(script.fetches(), 3);
+        tokio::time::advance(MIN_REFRESH).await;
+        let third = cache.refresh_after_miss(&second).await.unwrap();
+        assert!(matches!(
+            third.candidates(Some("k3"), Alg::RS256),
+            super::super::keys::Candidates::Keys(_)
+        ));
+        assert_eq!(script.fetches(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_alg_installs_a_new_key_set_and_an_unchanged_document_does_not() {
+        let script = Arc::new(Script::default());
+        let cache = cache(&script);
+        script.serve(&[rsa("k1", Some("RS256"))]);
+        let before = cache.keys_or_fetch().await.unwrap();
+        script.serve(&[rsa("k1", Some("PS256"))]);
+        cache.scheduled_refresh(&mut 0).await;
+        let after = cache.current().unwrap();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert!(after.generation > before.generation);
+        assert!(after.keys[0].verifier(Alg::PS256).is_some());
+        assert!(after.keys[0].verifier(Alg::RS256).is_none());
+        cache.scheduled_refresh(&mut 0).await;
+        assert!(Arc::ptr_eq(&after, &cache.current().unwrap()));
+    }
+
+    #[test]
+    fn max_age_shortens_the_refresh_interval_down_to_the_floor_and_no_store_is_no_hint() {
+        let secs = Duration::from_secs;
+        let five_minutes = secs(300);
+        let cases = [
+            (None, five_minutes, five_minutes),
+            (Some(Duration::ZERO), five_minutes, five_minutes), // no-store, no-cache, max-age=0
+            (Some(secs(1)), five_minutes, MAX_AGE_FLOOR),
+            (Some(secs(10)), five_minutes, MAX_AGE_FLOOR),
+            (Some(secs(120)), five_minutes, secs(120)),
+            (Some(secs(86_400)), five_minutes, five_minutes),
+            // The configured interval stays the ceiling, even under the floor.
+            (Some(secs(10)), secs(30), secs(30)),
+            (Some(Duration::ZERO), secs(30), secs(30)),
+        ];
+        for (max_age, configured, expected) in cases {
+            assert_eq!(
+                scheduled_interval(max_age, configured),
+                expected,
+                "{max_age:?} {configured:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_triggered_fetches_are_paced_on_tokios_clock() {
+        let gap = Duration::from_secs(10);
+        let at = Instant::now();
+        assert_eq!(first_load_wait(None, at), Duration::ZERO);
+        assert!(kid_budget_allows(None, gap, at));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        let now = Instant::now();
+        assert_eq!(
+            first_load_wait(Some(at), now),
+            FIRST_LOAD_MIN_GAP - Duration::from_millis(400)
+        );
+        assert!(!kid_budget_allows(Some(at), gap, now));
+        tokio::time::advance(gap).await;
+        let later = Instant::now();
+        assert_eq!(first_load_wait(Some(at), later), Duration::ZERO);
+        assert!(kid_budget_allows(Some(at), gap, later));
+    }
 }

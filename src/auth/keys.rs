@@ -81,37 +81,42 @@ impl Alg {
     /// The aws-lc-rs verification parameters. RSA ones refuse moduli under 2048 bits at verify time too;
     /// ECDSA uses the fixed-length `r || s` encoding JWS mandates (RFC 7518 §3.4).
     fn verification(self) -> &'static dyn VerificationAlgorithm {
-        match self {
-            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-            Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-            Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-            Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
-            Alg::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
-            Alg::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
-            Alg::EdDSA => &signature::ED25519,
+        match (self.rsa_params(), self) {
+            (Some(rsa), _) => rsa,
+            (None, Alg::ES256) => &signature::ECDSA_P256_SHA256_FIXED,
+            (None, Alg::ES384) => &signature::ECDSA_P384_SHA384_FIXED,
+            (None, _) => &signature::ED25519,
         }
     }
 
-    fn rsa_params(self) -> Option<&'static signature::RsaParameters> {
-        Some(match self {
-            Alg::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-            Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-            Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-            Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-            Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
-            _ => return None,
-        })
+    /// The RSA parameters of this algorithm, from [`RSA_ALGORITHMS`]; `None` for non-RSA algorithms.
+    pub(crate) fn rsa_params(self) -> Option<&'static signature::RsaParameters> {
+        RSA_ALGORITHMS
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map(|(_, params)| *params)
     }
 }
+
+/// The RSA algorithms (RFC 7518 §3.3, §3.5) and the aws-lc-rs parameters that verify them: the one
+/// table of the crate, so a PKCS#1 v1.5 name can never be paired with PSS parameters in one place
+/// and not another. All refuse moduli under 2048 bits (RFC 7518 §3.3).
+pub(crate) static RSA_ALGORITHMS: [(Alg, &signature::RsaParameters); 6] = [
+    (Alg::RS256, &signature::RSA_PKCS1_2048_8192_SHA256),
+    (Alg::RS384, &signature::RSA_PKCS1_2048_8192_SHA384),
+    (Alg::RS512, &signature::RSA_PKCS1_2048_8192_SHA512),
+    (Alg::PS256, &signature::RSA_PSS_2048_8192_SHA256),
+    (Alg::PS384, &signature::RSA_PSS_2048_8192_SHA384),
+    (Alg::PS512, &signature::RSA_PSS_2048_8192_SHA512),
+];
 
 /// One signing key of the authorization server, bound to the algorithms it may verify.
 pub struct Key {
     /// The JWK `kid`, if any.
     pub kid: Option<Box<str>>,
-    /// A thumbprint-like identity of the key material, so caches can tell whether a key survived a refresh.
+    /// The key's identity for verification: its `kid`, key type/curve, key material and the
+    /// algorithms it is bound to (which `alg`, `use` and `key_ops` decide). Caches compare it to tell
+    /// whether a refresh changed anything a token check depends on.
     pub fingerprint: u64,
     /// Ready verifiers, one per algorithm this key is allowed to be used with.
     verifiers: Vec<(Alg, ParsedPublicKey)>,
@@ -371,9 +376,10 @@ fn parse_key(jwk: &Jwk, allowed: &[Alg]) -> Result<Key, String> {
         }
     };
 
+    let bound: Vec<Alg> = verifiers.iter().map(|(a, _)| *a).collect();
     Ok(Key {
         kid: jwk.kid.clone().map(String::into_boxed_str),
-        fingerprint: fingerprint(jwk.kid.as_deref(), &material),
+        fingerprint: fingerprint(jwk.kid.as_deref(), family, &bound, &material),
         verifiers,
     })
 }
@@ -391,10 +397,24 @@ fn bit_len(n: &[u8]) -> usize {
     }
 }
 
-fn fingerprint(kid: Option<&str>, material: &[u8]) -> u64 {
+/// Hashes everything a token check reads from a key. `alg` and `crv` enter through `family` and the
+/// bound algorithms; `use` and `key_ops` either admit the key (then they do not change how it
+/// verifies) or drop it from the set (then the set's fingerprints change by its absence). An IdP
+/// that moves a key from RS256 to PS256 therefore changes the key's identity, and the new binding is
+/// installed instead of being mistaken for "nothing changed".
+fn fingerprint(kid: Option<&str>, family: Family, algs: &[Alg], material: &[u8]) -> u64 {
+    let mut algs: Vec<&str> = algs.iter().map(|a| a.name()).collect();
+    algs.sort_unstable();
+    let binding = format!("{family:?}\0{}\0", algs.join(","));
     let digest = aws_lc_rs::digest::digest(
         &aws_lc_rs::digest::SHA256,
-        &[kid.unwrap_or("").as_bytes(), b"\0", material].concat(),
+        &[
+            kid.unwrap_or("").as_bytes(),
+            b"\0",
+            binding.as_bytes(),
+            material,
+        ]
+        .concat(),
     );
     u64::from_be_bytes(digest.as_ref()[..8].try_into().expect("8 bytes"))
 }
@@ -543,5 +563,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.fingerprints(), a2.fingerprints());
+    }
+
+    #[test]
+    fn fingerprints_change_with_every_member_that_changes_verification() {
+        let fp = |extra: &str, allowed: &[Alg]| {
+            let (ks, _) = parse_jwks(set(&[rsa_jwk(2048, extra)]).as_bytes(), allowed).unwrap();
+            ks.fingerprints()
+        };
+        let rs256 = fp(r#","alg":"RS256""#, &Alg::ALL);
+        // The same key material and kid, bound to another algorithm: a different key for verification.
+        assert_ne!(rs256, fp(r#","alg":"PS256""#, &Alg::ALL));
+        assert_ne!(rs256, fp("", &Alg::ALL), "no alg binds every RSA algorithm");
+        assert_ne!(fp("", &Alg::ALL), fp("", &[Alg::RS256, Alg::PS256]));
+        // Members that admit the key without changing how it verifies leave the identity alone.
+        for same in [
+            r#","alg":"RS256","use":"sig""#,
+            r#","alg":"RS256","key_ops":["verify"]"#,
+            r#","alg":"RS256","key_ops":["verify","sign"]"#,
+        ] {
+            assert_eq!(rs256, fp(same, &Alg::ALL), "{same}");
+        }
+    }
+
+    #[test]
+    fn the_rsa_table_binds_each_rsa_name_to_its_own_padding_and_hash() {
+        let key = crate::test_support::TestKey::rsa("r1", 2048);
+        let doc = format!(r#"{{"keys":[{}]}}"#, key.jwk());
+        let (ks, _) = parse_jwks(doc.as_bytes(), &Alg::ALL).unwrap();
+        let names: Vec<&str> = RSA_ALGORITHMS.iter().map(|(a, _)| a.name()).collect();
+        assert_eq!(
+            names,
+            ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+        );
+        for (signed_as, _) in &RSA_ALGORITHMS {
+            let sig = key.raw_signature(signed_as.name(), b"input");
+            for (checked_as, _) in &RSA_ALGORITHMS {
+                let verifier = ks.keys[0].verifier(*checked_as).unwrap();
+                assert_eq!(
+                    verifier.verify_sig(b"input", &sig).is_ok(),
+                    signed_as == checked_as,
+                    "signed {signed_as:?}, checked {checked_as:?}"
+                );
+            }
+        }
+        assert!(Alg::ES256.rsa_params().is_none());
+        assert!(Alg::EdDSA.rsa_params().is_none());
     }
 }
