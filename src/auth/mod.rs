@@ -1,7 +1,7 @@
 //! The authentication decision for one request: find the bearer token, get the keys, check the token.
 //!
 //! Everything that decides is pure ([`bearer`], [`token`], [`keys`]); this module adds the only two
-//! effects on the request path — reading the clock, and asking the [`jwks::JwksCache`] for fresher
+//! effects on the request path — reading the clock, and asking the [`key_cache::KeyCache`] for fresher
 //! keys when a token names one the cache does not hold.
 //!
 //! With several authorization servers, each has its own key cache and its own `iss`; the token's
@@ -9,15 +9,15 @@
 //! another's keys, and an unknown `iss` is refused before any key is looked at or fetched).
 
 pub mod bearer;
-pub mod cache;
 pub mod challenge;
 pub mod discovery;
 pub mod fetch;
-pub mod jwks;
+pub mod key_cache;
 pub mod keys;
 pub mod refusal;
 pub mod strict_json;
 pub mod token;
+pub mod token_cache;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,13 +28,13 @@ pub use token::{Policy, Verified};
 /// One authorization server whose tokens are accepted: the policy (with its `iss`) and its keys.
 pub struct Issuer {
     pub policy: Policy,
-    pub keys: Arc<jwks::JwksCache>,
+    pub keys: Arc<key_cache::KeyCache>,
     /// `policy.issuer`, shared with every access-log record of a token it accepted.
     name: Arc<str>,
 }
 
 impl Issuer {
-    pub fn new(policy: Policy, keys: Arc<jwks::JwksCache>) -> Issuer {
+    pub fn new(policy: Policy, keys: Arc<key_cache::KeyCache>) -> Issuer {
         Issuer {
             name: Arc::from(policy.issuer.as_str()),
             policy,
@@ -52,7 +52,7 @@ pub struct Authenticator {
     /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`. Shared by all issuers: a
     /// token's digest covers its `iss`, so an entry is only ever consulted for the issuer it was
     /// decided by.
-    cache: Option<cache::TokenCache>,
+    cache: Option<token_cache::TokenCache>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -71,12 +71,12 @@ impl Authenticator {
         Authenticator {
             max_token_size,
             issuers,
-            cache: cache::TokenCache::new(cache_size),
+            cache: token_cache::TokenCache::new(cache_size),
             metrics,
         }
     }
 
-    pub fn cache(&self) -> Option<&cache::TokenCache> {
+    pub fn cache(&self) -> Option<&token_cache::TokenCache> {
         self.cache.as_ref()
     }
 
@@ -123,7 +123,7 @@ impl Authenticator {
         let digest = self
             .cache
             .as_ref()
-            .map(|_| cache::TokenCache::digest(token));
+            .map(|_| token_cache::TokenCache::digest(token));
         let decided = match self.decide(&issuer.policy, token, digest.as_ref(), &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
                 match issuer.keys.refresh_after_miss(&keys).await {
@@ -144,7 +144,7 @@ impl Authenticator {
         &self,
         policy: &Policy,
         token: &str,
-        digest: Option<&cache::TokenDigest>,
+        digest: Option<&token_cache::TokenDigest>,
         keys: &keys::KeySet,
     ) -> Result<Verified, Refusal> {
         let now = unix_now();

@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::auth::challenge::Challenges;
-use crate::auth::jwks::{JwksCache, JwksSettings, KeySource};
+use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
 use crate::auth::{Authenticator, Issuer};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
@@ -63,8 +63,8 @@ impl Gate {
                         allow_insecure: config.allow_insecure_http,
                     },
                 };
-                let keys = Arc::new(JwksCache::new(
-                    JwksSettings {
+                let keys = Arc::new(KeyCache::new(
+                    KeyCacheSettings {
                         issuer: trusted.policy.issuer.clone(),
                         source,
                         algorithms: trusted.policy.algorithms.clone(),
@@ -109,7 +109,7 @@ impl Gate {
     }
 
     /// The signing-key caches, one per issuer (to run their refreshers).
-    pub fn key_caches(&self) -> impl Iterator<Item = &Arc<JwksCache>> {
+    pub fn key_caches(&self) -> impl Iterator<Item = &Arc<KeyCache>> {
         self.auth.issuers().iter().map(|i| &i.keys)
     }
 

@@ -64,7 +64,7 @@ pub enum RefreshError {
 
 /// Settings of the cache.
 #[derive(Debug, Clone)]
-pub struct JwksSettings {
+pub struct KeyCacheSettings {
     /// The `iss` whose keys these are: names the cache in logs and metrics.
     pub issuer: String,
     pub source: KeySource,
@@ -103,9 +103,9 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The cache; shared by all requests through an `Arc`. `S` is where documents come from: HTTP in
 /// the gate, a script in unit tests.
-pub struct JwksCache<S = Fetcher> {
+pub struct KeyCache<S = Fetcher> {
     keys: ArcSwapOption<KeySet>,
-    settings: JwksSettings,
+    settings: KeyCacheSettings,
     source: S,
     /// Held for the duration of one fetch: this is what makes refreshes single-flight. The hot path
     /// never takes it; only requests that need fresh keys wait on it, bounded by the fetch timeout.
@@ -116,17 +116,21 @@ pub struct JwksCache<S = Fetcher> {
     metrics: Arc<Metrics>,
 }
 
-impl JwksCache {
-    pub fn new(settings: JwksSettings, metrics: Arc<Metrics>) -> JwksCache {
+impl KeyCache {
+    pub fn new(settings: KeyCacheSettings, metrics: Arc<Metrics>) -> KeyCache {
         let fetcher = Fetcher::new(settings.fetch_timeout);
-        JwksCache::with_source(settings, fetcher, metrics)
+        KeyCache::with_source(settings, fetcher, metrics)
     }
 }
 
-impl<S: DocumentSource> JwksCache<S> {
-    pub fn with_source(settings: JwksSettings, source: S, metrics: Arc<Metrics>) -> JwksCache<S> {
+impl<S: DocumentSource> KeyCache<S> {
+    pub fn with_source(
+        settings: KeyCacheSettings,
+        source: S,
+        metrics: Arc<Metrics>,
+    ) -> KeyCache<S> {
         metrics.issuer_configured(&settings.issuer);
-        JwksCache {
+        KeyCache {
             keys: ArcSwapOption::empty(),
             source,
             settings,
@@ -423,8 +427,8 @@ mod tests {
         format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"{alg}}}"#)
     }
 
-    fn cache_with(script: &Arc<Script>, fetch_timeout: Duration) -> Arc<JwksCache<Arc<Script>>> {
-        let settings = JwksSettings {
+    fn cache_with(script: &Arc<Script>, fetch_timeout: Duration) -> Arc<KeyCache<Arc<Script>>> {
+        let settings = KeyCacheSettings {
             issuer: "https://idp.example.com".into(),
             source: KeySource::Fixed("https://idp.example.com/jwks".into()),
             algorithms: Alg::ALL.to_vec(),
@@ -433,15 +437,15 @@ mod tests {
             fetch_timeout,
         };
         let metrics = Arc::new(Metrics::new());
-        Arc::new(JwksCache::with_source(settings, script.clone(), metrics))
+        Arc::new(KeyCache::with_source(settings, script.clone(), metrics))
     }
 
-    fn cache(script: &Arc<Script>) -> Arc<JwksCache<Arc<Script>>> {
+    fn cache(script: &Arc<Script>) -> Arc<KeyCache<Arc<Script>>> {
         cache_with(script, Duration::from_secs(1))
     }
 
     /// Runs `n` concurrent first-load requests; returns how many got keys.
-    async fn first_loads(cache: &Arc<JwksCache<Arc<Script>>>, n: usize) -> usize {
+    async fn first_loads(cache: &Arc<KeyCache<Arc<Script>>>, n: usize) -> usize {
         let tasks: Vec<_> = (0..n)
             .map(|_| {
                 let cache = cache.clone();
