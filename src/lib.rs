@@ -1,21 +1,21 @@
 //! mcp-gate: an authentication gate for MCP servers.
 //!
 //! It sits in front of an MCP server and lets through only requests that carry an access token the
-//! configured authorization server issued for this resource. The map of the crate:
+//! configured authorization server issued for this resource. The map of the crate (docs/DESIGN.md
+//! follows one request through it):
 //!
+//! - [`cli`] — the commands: `serve` (default), `healthcheck`, `check`; `main.rs` only calls it.
 //! - [`config`] — every setting (typed variable names, defaults, validation), the trusted issuers
 //!   each with its own policy; parsed once into [`Config`].
-//! - [`server`] — the listener, the path of a request, graceful shutdown; [`serve`] is the entry point.
-//! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
+//! - [`server`] — accept, connection timeouts, graceful shutdown, the route of one request
+//!   ([`server::gate`]), the `/metrics` listener; [`serve`] is the entry point.
+//! - [`http`] — the route's parts: response body, [`http::error::GateError`] (every non-auth
+//!   answer), framing, CORS, RFC 9728 metadata, the access log, the outbound connector.
 //! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),
-//!   [`auth::keys`] parses the JWKS, [`auth::jwks`] keeps it fresh, [`auth::discovery`] finds it.
-//! - [`challenge`] — the one place that turns an [`auth::Refusal`] into a 400/401/403/503 response.
-//! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
-//! - [`tls`] — optional TLS termination with certificate reload.
+//!   [`auth::keys`] parses the JWKS, [`auth::key_cache`] keeps it fresh, [`auth::token_cache`]
+//!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response.
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
-//! - [`access_log`] and [`logging`] — one JSON line per request, written when its stream ends.
-//! - [`metrics`] — Prometheus counters and histograms on a separate listener (`METRICS_ADDR`).
-//! - [`healthcheck`] — the `mcp-gate healthcheck` probe for container health checks.
+//! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
 pub mod auth;
