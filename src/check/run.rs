@@ -1,0 +1,265 @@
+//! The walk of `mcp-gate check URL`: the requests a spec-following client makes, in its order, each
+//! answer handed to the pure evaluators of the sibling modules.
+
+use std::time::Duration;
+
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use serde_json::Value;
+
+use super::authorization_server::{
+    evaluate_as_metadata, evaluate_issuer_transport, evaluate_jwks, strings,
+};
+use super::challenge::{evaluate_challenge, ChallengeFindings};
+use super::endpoint::{evaluate_endpoint, evaluate_error_body, evaluate_transport};
+use super::probe::{fetch_hint, Prober};
+use super::report::{Check, Report};
+use super::resource_metadata::{
+    evaluate_agreement, evaluate_authorization_servers, evaluate_metadata_answer,
+    evaluate_resource, metadata_locations, MetadataLocation,
+};
+use super::token::{evaluate_token, ServerKeys, TokenContext};
+use crate::auth::discovery::metadata_urls;
+use crate::auth::keys::Alg;
+use crate::auth::unix_now;
+
+/// The URL to check, as typed and parsed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Exactly as given: `resource` is compared with this string.
+    pub raw: String,
+    pub url: url::Url,
+}
+
+/// Validates the URL argument of `mcp-gate check`.
+pub fn parse_target(raw: &str) -> Result<Target, String> {
+    let url = url::Url::parse(raw)
+        .map_err(|e| format!("{raw:?} is not an absolute URL ({e}); give the MCP endpoint, e.g. https://mcp.example.com/mcp"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{raw:?} is not an http(s) URL"));
+    }
+    if url.fragment().is_some() {
+        return Err(format!("{raw:?} has a fragment; MCP endpoints have none"));
+    }
+    Ok(Target {
+        raw: raw.to_string(),
+        url,
+    })
+}
+
+/// An authorization server, as far as its checks got.
+pub(super) struct ServerFindings {
+    pub(super) checks: Vec<Check>,
+    pub(super) keys: Option<ServerKeys>,
+}
+
+/// Finds and checks the metadata of `issuer` (RFC 8414 path-inserted, then OpenID), then its JWKS
+/// (`jwks_override` replaces the discovered `jwks_uri`, as the gate's JWKS_URI does).
+pub(super) async fn check_server(
+    prober: &Prober,
+    issuer: &str,
+    jwks_override: Option<&str>,
+    algorithms: &[Alg],
+) -> ServerFindings {
+    let mut checks = vec![evaluate_issuer_transport(issuer)];
+    let discovered = match url::Url::parse(issuer) {
+        Ok(parsed) => {
+            let (metadata_checks, jwks_uri) = find_as_metadata(prober, issuer, &parsed).await;
+            checks.extend(metadata_checks);
+            jwks_uri
+        }
+        Err(_) => None,
+    };
+    let Some(jwks_uri) = jwks_override.map(str::to_string).or(discovered) else {
+        return ServerFindings { checks, keys: None };
+    };
+    let answer = prober.get(&jwks_uri).await;
+    let (check, keys) = evaluate_jwks(&jwks_uri, &answer, algorithms);
+    checks.push(check);
+    ServerFindings {
+        checks,
+        keys: keys.map(|keys| ServerKeys {
+            issuer: issuer.to_string(),
+            jwks_uri,
+            keys,
+        }),
+    }
+}
+
+/// Looks for the metadata of `issuer` in discovery order and evaluates the first found.
+async fn find_as_metadata(
+    prober: &Prober,
+    issuer: &str,
+    parsed: &url::Url,
+) -> (Vec<Check>, Option<String>) {
+    let mut misses = Vec::new();
+    for url in metadata_urls(parsed) {
+        match prober.get(&url).await {
+            Ok(a) if a.status == 200 => match serde_json::from_slice::<Value>(&a.body) {
+                Ok(doc) if doc.is_object() => return evaluate_as_metadata(issuer, &url, &doc),
+                _ => misses.push(format!("{url}: 200 but not a JSON object")),
+            },
+            Ok(a) if (300..400).contains(&a.status) => misses.push(format!(
+                "{url}: redirect ({}) to {}",
+                a.status,
+                a.location().unwrap_or("nowhere")
+            )),
+            Ok(a) => misses.push(format!("{url}: {}", a.status)),
+            Err(e) => {
+                // A timeout or refused connection will not get better on the next URL of the same host.
+                let check = Check::fail(
+                    "as.metadata",
+                    format!("{issuer}: {url}: {e}"),
+                    fetch_hint(
+                        &e,
+                        "Clients must reach the authorization server's metadata from the internet.",
+                    ),
+                );
+                return (vec![check], None);
+            }
+        }
+    }
+    let check = Check::fail(
+        "as.metadata",
+        format!("{issuer}: no authorization server metadata ({})", misses.join("; ")),
+        "Clients look for RFC 8414 or OpenID Connect metadata under the issuer URL. authorization_servers must list the issuer itself (e.g. Keycloak: https://<host>/realms/<realm>), not the login page or the metadata URL.",
+    );
+    (vec![check], None)
+}
+
+/// Walks a client's discovery against `target`; `timeout` bounds each request.
+pub async fn run(target: &Target, token: Option<&str>, timeout: Duration) -> Report {
+    let prober = Prober::new(timeout);
+    let mut checks = vec![evaluate_transport(&target.url)];
+    let mut redirected = false;
+    let report = |checks: Vec<Check>| Report {
+        url: target.raw.clone(),
+        checks,
+    };
+
+    let mut challenge = ChallengeFindings::default();
+    match prober.initialize(target.url.as_str()).await {
+        Err(e) => {
+            checks.push(Check::fail(
+                "endpoint",
+                format!("POST {}: {e}; the remaining checks were skipped", target.raw),
+                fetch_hint(&e, "Claude.ai connects from Anthropic's cloud: the endpoint must be reachable from the internet."),
+            ));
+            return report(checks);
+        }
+        Ok(answer) => {
+            redirected |= (300..400).contains(&answer.status);
+            checks.push(evaluate_endpoint(
+                &target.raw,
+                answer.status,
+                answer.location(),
+            ));
+            if answer.status == 401 {
+                let values: Vec<&str> = answer
+                    .headers
+                    .get_all(WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                challenge = evaluate_challenge(&values);
+                checks.append(&mut challenge.checks);
+                checks.push(evaluate_error_body(
+                    answer.header(CONTENT_TYPE.as_str()),
+                    &answer.body,
+                ));
+            }
+        }
+    }
+
+    let mut locations: Vec<(MetadataLocation, bool, String)> = metadata_locations(&target.url)
+        .into_iter()
+        .map(|(at, url)| {
+            let from_challenge = challenge.resource_metadata.as_deref() == Some(url.as_str());
+            (at, from_challenge, url)
+        })
+        .collect();
+    if let Some(url) = &challenge.resource_metadata {
+        if !locations.iter().any(|(_, _, u)| u == url) {
+            locations.insert(0, (MetadataLocation::Challenge, true, url.clone()));
+        }
+    }
+    let mut docs: Vec<(MetadataLocation, bool, Value)> = Vec::new();
+    for (at, from_challenge, url) in &locations {
+        let answer = prober.get(url).await;
+        redirected |= matches!(&answer, Ok(a) if (300..400).contains(&a.status));
+        let (check, doc) = evaluate_metadata_answer(*at, *from_challenge, url, &answer);
+        checks.push(check);
+        if let Some(doc) = doc {
+            docs.push((*at, *from_challenge, doc));
+        }
+    }
+    let views: Vec<(MetadataLocation, &Value)> = docs.iter().map(|(at, _, d)| (*at, d)).collect();
+    checks.extend(evaluate_agreement(&views));
+    // What a client reads: the challenge's document when it has one, else the first found.
+    let primary = docs
+        .iter()
+        .find(|(_, from_challenge, _)| *from_challenge)
+        .or(docs.first())
+        .map(|(_, _, d)| d);
+    let mut servers = Vec::new();
+    let mut resource = target.raw.clone();
+    let mut scopes_supported = Vec::new();
+    if let Some(doc) = primary {
+        checks.push(evaluate_resource(&target.raw, doc));
+        if let Some(r) = doc.get("resource").and_then(Value::as_str) {
+            resource = r.to_string();
+        }
+        scopes_supported = strings(doc, "scopes_supported").unwrap_or_default();
+        let (check, listed) = evaluate_authorization_servers(doc);
+        checks.push(check);
+        // A handful is plenty; a document listing hundreds must not make the check hammer them.
+        for issuer in listed.iter().take(4) {
+            let found = check_server(&prober, issuer, None, &Alg::ALL).await;
+            checks.extend(found.checks);
+            servers.extend(found.keys);
+        }
+    }
+    if !redirected {
+        checks.push(Check::ok(
+            "redirects",
+            "no redirect on the MCP URL or the metadata",
+        ));
+    }
+
+    if let Some(token) = token {
+        let (required_scopes, scopes_from_challenge) = match challenge.scope {
+            Some(scope) => (scope, true),
+            None => (scopes_supported, false),
+        };
+        let ctx = TokenContext {
+            resource,
+            servers,
+            required_scopes,
+            scopes_from_challenge,
+        };
+        checks.push(evaluate_token(token, &ctx, unix_now()));
+    }
+    report(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_absolute_http_urls() {
+        assert!(parse_target("https://mcp.example.com/mcp").is_ok());
+        for bad in [
+            "mcp.example.com/mcp",
+            "/mcp",
+            "ftp://h/x",
+            "https://h/mcp#frag",
+            "",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_target("https://MCP.example.com/mcp").unwrap().raw,
+            "https://MCP.example.com/mcp"
+        );
+    }
+}
