@@ -337,6 +337,44 @@ async fn the_healthy_test_deployment_passes() {
     );
 }
 
+/// Issue #14 point 16: the `EXPECTED_AUDIENCE` advice must be one the gate can honour. A space-
+/// separated `aud` (an IdP without resource indicators putting scopes there) is split by the gate's
+/// list parser and can never match, so the only fix is RFC 8707 at the IdP; an array `aud` names one
+/// of its members, never a placeholder.
+#[tokio::test]
+async fn the_audience_hint_is_advice_the_gate_can_follow_for_every_shape_of_aud() {
+    let s = site(|_| {}).await;
+    let url = s.deployment.url();
+    let token_for = |aud: Value| {
+        signing_key().token(&json!({"iss": format!("{}/as", s.deployment.base),
+            "aud": aud, "exp": now() + 60, "scope": "mcp:tools"}))
+    };
+    let hint_for = |report: &Report| {
+        assert_fails(report, &["token"], "bad_audience");
+        find(report, "token").hint.clone().unwrap()
+    };
+
+    let scopes = run(&url, Some(&token_for(json!("openid profile mcp:tools")))).await;
+    let hint = hint_for(&scopes);
+    assert!(!hint.contains("EXPECTED_AUDIENCE="), "{hint}");
+    assert!(hint.contains("resource indicators (RFC 8707)"), "{hint}");
+
+    let array = run(&url, Some(&token_for(json!(["api://mcp", "account"])))).await;
+    let hint = hint_for(&array);
+    assert!(
+        hint.contains(&format!("EXPECTED_AUDIENCE={url},api://mcp ")),
+        "{hint}"
+    );
+    assert!(!hint.contains("<aud>"), "{hint}");
+
+    let one = run(&url, Some(&token_for(json!("api://mcp")))).await;
+    let hint = hint_for(&one);
+    assert!(
+        hint.contains(&format!("EXPECTED_AUDIENCE={url},api://mcp ")),
+        "{hint}"
+    );
+}
+
 #[tokio::test]
 async fn an_endpoint_that_answers_200_without_a_token_fails() {
     let report = check_site(|d| {

@@ -48,5 +48,5 @@ pub use resource_metadata::{
 };
 pub use run::{parse_target, run, Target};
 pub use self_check::{evaluate_audiences, self_check, startup_self_check};
-pub use token::{evaluate_token, ServerKeys, TokenContext};
+pub use token::{audience_hint, evaluate_token, ServerKeys, TokenContext};
 pub use url_diff::describe_difference;

@@ -197,14 +197,7 @@ fn explain(
             };
             (
                 format!("aud is {aud} but the resource is {:?}", ctx.resource),
-                format!(
-                    "Clients ask for tokens for the metadata's resource (RFC 8707), and the IdP must put it in aud: Keycloak needs an audience mapper, Auth0 the Resource Parameter Compatibility Profile, Okta the authorization server's audience. Or make the gate accept what the IdP sends with EXPECTED_AUDIENCE={},{} on the gate.",
-                    ctx.resource,
-                    t.claims
-                        .get("aud")
-                        .and_then(Value::as_str)
-                        .unwrap_or("<aud>")
-                ),
+                audience_hint(&ctx.resource, t.claims.get("aud")),
             )
         }
         Refusal::BadIssuer => {
@@ -301,6 +294,49 @@ fn explain(
             "Raise MAX_TOKEN_SIZE on the gate, or trim the claims the IdP puts into access tokens.".into(),
         ),
         other => (other.description().to_string(), String::new()),
+    }
+}
+
+/// How the IdP puts the resource into `aud`, vendor by vendor.
+const AUDIENCE_AT_THE_IDP: &str = "Keycloak needs an audience mapper, Auth0 the Resource Parameter Compatibility Profile, Okta the authorization server's audience";
+
+/// The advice for a token whose `aud` (RFC 7519 §4.1.3) lacks the resource, by the shape of `aud`.
+///
+/// `EXPECTED_AUDIENCE` is only suggested with a value the gate can match: its list parser splits on
+/// commas and whitespace, so an `aud` holding either can never equal a configured audience. A
+/// space-separated `aud` is the mark of an IdP that puts the requested scopes there because it does
+/// not apply resource indicators; the one fix is RFC 8707 at the IdP, so that `aud` becomes the
+/// resource.
+pub fn audience_hint(resource: &str, aud: Option<&Value>) -> String {
+    let matchable = |a: &str| !a.is_empty() && !a.contains(|c: char| c == ',' || c.is_whitespace());
+    let accept = |a: &str, any_one: &str| {
+        format!(
+            "Clients ask for tokens for the metadata's resource (RFC 8707), and the IdP must put it in aud: {AUDIENCE_AT_THE_IDP}. Or make the gate accept what the IdP sends with EXPECTED_AUDIENCE={resource},{a} on the gate{any_one}."
+        )
+    };
+    let indicators = |what: String| {
+        format!(
+            "{what} Enable resource indicators (RFC 8707) at the IdP so that aud becomes {resource}: {AUDIENCE_AT_THE_IDP}. EXPECTED_AUDIENCE cannot help: the gate splits its list on commas and spaces, so it never matches such an aud."
+        )
+    };
+    match aud {
+        Some(Value::String(a)) if matchable(a) => accept(a, ""),
+        Some(Value::String(a)) if a.trim().is_empty() => {
+            indicators("aud is empty: the IdP named no resource.".into())
+        }
+        Some(Value::String(a)) => indicators(format!(
+            "aud {a:?} is a space-separated list, most likely the requested scopes: the IdP does not apply resource indicators."
+        )),
+        Some(Value::Array(items)) => {
+            match items.iter().filter_map(Value::as_str).find(|a| matchable(a)) {
+                Some(a) => accept(a, " (one of the token's audiences is enough)"),
+                None => indicators(
+                    "No member of aud is a single audience the gate could be configured with."
+                        .into(),
+                ),
+            }
+        }
+        _ => indicators("The token has no aud: the IdP named no resource.".into()),
     }
 }
 
@@ -406,5 +442,44 @@ mod tests {
         c.servers.clear();
         let check = evaluate_token(&key().token(&claims(|_| {})), &c, NOW);
         assert_eq!(check.status, Status::Warn);
+    }
+
+    #[test]
+    fn the_audience_hint_suggests_only_an_expected_audience_the_gate_can_match() {
+        let r = RESOURCE;
+        let accept = |a: &str| format!("EXPECTED_AUDIENCE={r},{a} on the gate");
+        let cases: Vec<(Option<Value>, Option<String>)> = vec![
+            (Some(json!("api://mcp")), Some(accept("api://mcp"))),
+            (
+                Some(json!(["api://mcp", "account"])),
+                Some(accept("api://mcp")),
+            ),
+            (
+                Some(json!(["openid profile", "account"])),
+                Some(accept("account")),
+            ),
+            (Some(json!("openid profile mcp:tools")), None),
+            (Some(json!("a,b")), None),
+            (Some(json!(["openid profile"])), None),
+            (Some(json!([])), None),
+            (Some(json!("")), None),
+            (None, None),
+        ];
+        for (aud, expected) in cases {
+            let hint = audience_hint(r, aud.as_ref());
+            match expected {
+                Some(words) => assert!(hint.contains(&words), "{aud:?}: {hint}"),
+                None => {
+                    assert!(!hint.contains("EXPECTED_AUDIENCE="), "{aud:?}: {hint}");
+                    assert!(
+                        hint.contains(&format!(
+                            "resource indicators (RFC 8707) at the IdP so that aud becomes {r}"
+                        )),
+                        "{aud:?}: {hint}"
+                    );
+                }
+            }
+            assert!(!hint.contains("<aud>"), "{aud:?}: {hint}");
+        }
     }
 }
