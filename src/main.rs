@@ -50,6 +50,12 @@ fn cli() -> Command {
                         .value_name("DURATION")
                         .default_value("10s")
                         .help("Bound on each request"),
+                )
+                .arg(
+                    Arg::new("follow-cross-origin")
+                        .long("follow-cross-origin")
+                        .action(ArgAction::SetTrue)
+                        .help("Also fetch a resource_metadata the endpoint's 401 names on another origin (off: an endpoint could point the check at an internal address)"),
                 ),
         );
     for s in SETTINGS {
@@ -208,7 +214,12 @@ fn check(matches: &clap::ArgMatches) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = runtime.block_on(mcp_gate::check::run(&target, token, timeout));
+    let options = mcp_gate::check::Options {
+        token,
+        timeout,
+        follow_cross_origin: matches.get_flag("follow-cross-origin"),
+    };
+    let report = runtime.block_on(mcp_gate::check::run(&target, &options));
     if matches.get_flag("json") {
         println!("{}", report.to_json());
     } else {

@@ -25,7 +25,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
 
 async fn run(url: &str, token: Option<&str>) -> Report {
     let target = check::parse_target(url).unwrap();
-    check::run(&target, token, Duration::from_secs(3)).await
+    let options = check::Options {
+        token,
+        ..check::Options::new(Duration::from_secs(3))
+    };
+    check::run(&target, &options).await
 }
 
 fn failing(report: &Report) -> Vec<&'static str> {
@@ -373,6 +377,55 @@ async fn the_audience_hint_is_advice_the_gate_can_follow_for_every_shape_of_aud(
         hint.contains(&format!("EXPECTED_AUDIENCE={url},api://mcp ")),
         "{hint}"
     );
+}
+
+/// Issue #14 point 9: a 401 may name a `resource_metadata` on any origin, e.g. an internal metadata
+/// service. The check fetches it (and prints what it found) only with `--follow-cross-origin`, and
+/// says why it did not otherwise.
+#[tokio::test]
+async fn a_resource_metadata_on_another_origin_is_followed_only_when_asked() {
+    let internal = site(|d| {
+        d.edit(PRM_PATH, |doc| {
+            doc["resource"] = json!("http://internal.example/secret-resource")
+        })
+    })
+    .await;
+    let elsewhere = format!("{}{PRM_PATH}", internal.deployment.base);
+    let s = site(|d| d.set_challenge(&[format!("Bearer resource_metadata=\"{elsewhere}\"")])).await;
+    let url = s.deployment.url();
+
+    let report = run(&url, None).await;
+    let text = report.to_text();
+    let refused = find(&report, "metadata.challenge");
+    assert_eq!(refused.status, Status::Warn, "\n{text}");
+    assert!(refused.message.contains("not fetched"), "\n{text}");
+    assert!(
+        refused
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("--follow-cross-origin"),
+        "\n{text}"
+    );
+    assert!(!text.contains("secret-resource"), "\n{text}");
+    assert!(failing(&report).is_empty(), "\n{text}");
+
+    let (code, out, err) = binary(&[&url]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("not fetched") && !out.contains("secret-resource"),
+        "{out}"
+    );
+
+    let (code, out, err) = binary(&[&url, "--follow-cross-origin"]).await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "the challenge's resource_metadata at {elsewhere} answers 200 JSON"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("secret-resource"), "{out}");
 }
 
 #[tokio::test]

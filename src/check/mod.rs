@@ -46,7 +46,7 @@ pub use resource_metadata::{
     compare_resource, evaluate_agreement, evaluate_authorization_servers, evaluate_metadata_answer,
     evaluate_resource, find_nulls, metadata_locations, MetadataLocation,
 };
-pub use run::{parse_target, run, Target};
+pub use run::{evaluate_cross_origin, parse_target, run, Options, Target};
 pub use self_check::{evaluate_audiences, self_check, startup_self_check};
 pub use token::{audience_hint, evaluate_token, ServerKeys, TokenContext};
 pub use url_diff::describe_difference;

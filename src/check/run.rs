@@ -126,9 +126,57 @@ async fn find_as_metadata(
     (vec![check], None)
 }
 
-/// Walks a client's discovery against `target`; `timeout` bounds each request.
-pub async fn run(target: &Target, token: Option<&str>, timeout: Duration) -> Report {
-    let prober = Prober::new(timeout);
+/// How `mcp-gate check` runs, from its command line.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// An access token to explain (`--token`); never printed.
+    pub token: Option<&'a str>,
+    /// Bound on each request.
+    pub timeout: Duration,
+    /// Fetch a `resource_metadata` the endpoint's 401 names on another origin
+    /// (`--follow-cross-origin`).
+    pub follow_cross_origin: bool,
+}
+
+impl Options<'_> {
+    /// No token, `timeout` per request, nothing fetched off the endpoint's origin.
+    pub fn new(timeout: Duration) -> Options<'static> {
+        Options {
+            token: None,
+            timeout,
+            follow_cross_origin: false,
+        }
+    }
+}
+
+/// Whether the challenge's `resource_metadata` may be fetched: always on the endpoint's origin,
+/// elsewhere only when asked. The URL comes from the endpoint's answer, so following it blindly
+/// would let any endpoint make this check request (and print) a document at any address the
+/// machine reaches, such as a cloud metadata service or an admin API on the internal network
+/// (#14). `None` when it may be fetched, else the check line that says why it was not.
+pub fn evaluate_cross_origin(
+    endpoint: &url::Url,
+    resource_metadata: &str,
+    follow: bool,
+) -> Option<Check> {
+    let origin = url::Url::parse(resource_metadata).ok()?.origin();
+    if follow || origin == endpoint.origin() {
+        return None;
+    }
+    Some(Check::warn(
+        "metadata.challenge",
+        format!(
+            "the challenge's resource_metadata {resource_metadata} is on another origin ({}) than the endpoint ({}): not fetched",
+            origin.ascii_serialization(),
+            endpoint.origin().ascii_serialization()
+        ),
+        "mcp-gate check fetches a URL named by the endpoint on another origin only with --follow-cross-origin, so that an endpoint cannot make it fetch and print a document from an internal address. Clients will fetch this URL: if you trust the endpoint, run again with --follow-cross-origin to check the document.",
+    ))
+}
+
+/// Walks a client's discovery against `target`; `options.timeout` bounds each request.
+pub async fn run(target: &Target, options: &Options<'_>) -> Report {
+    let prober = Prober::new(options.timeout);
     let mut checks = vec![evaluate_transport(&target.url)];
     let mut redirected = false;
     let report = |checks: Vec<Check>| Report {
@@ -179,7 +227,10 @@ pub async fn run(target: &Target, token: Option<&str>, timeout: Duration) -> Rep
         .collect();
     if let Some(url) = &challenge.resource_metadata {
         if !locations.iter().any(|(_, _, u)| u == url) {
-            locations.insert(0, (MetadataLocation::Challenge, true, url.clone()));
+            match evaluate_cross_origin(&target.url, url, options.follow_cross_origin) {
+                Some(refused) => checks.push(refused),
+                None => locations.insert(0, (MetadataLocation::Challenge, true, url.clone())),
+            }
         }
     }
     let mut docs: Vec<(MetadataLocation, bool, Value)> = Vec::new();
@@ -225,7 +276,7 @@ pub async fn run(target: &Target, token: Option<&str>, timeout: Duration) -> Rep
         ));
     }
 
-    if let Some(token) = token {
+    if let Some(token) = options.token {
         let (required_scopes, scopes_from_challenge) = match challenge.scope {
             Some(scope) => (scope, true),
             None => (scopes_supported, false),
@@ -244,6 +295,7 @@ pub async fn run(target: &Target, token: Option<&str>, timeout: Duration) -> Rep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::report::Status;
 
     #[test]
     fn targets_are_absolute_http_urls() {
@@ -261,5 +313,44 @@ mod tests {
             parse_target("https://MCP.example.com/mcp").unwrap().raw,
             "https://MCP.example.com/mcp"
         );
+    }
+
+    #[test]
+    fn a_resource_metadata_on_another_origin_is_fetched_only_when_asked() {
+        let endpoint = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+        let cases = [
+            (
+                "https://mcp.example.com/.well-known/oauth-protected-resource/x",
+                false,
+                false,
+            ),
+            ("https://mcp.example.com:443/.well-known/x", false, false),
+            (
+                "https://other.example.com/.well-known/oauth-protected-resource",
+                false,
+                true,
+            ),
+            (
+                "http://mcp.example.com/.well-known/oauth-protected-resource",
+                false,
+                true,
+            ),
+            (
+                "https://mcp.example.com:8443/.well-known/oauth-protected-resource",
+                false,
+                true,
+            ),
+            ("http://169.254.169.254/latest/meta-data", false, true),
+            ("http://169.254.169.254/latest/meta-data", true, false),
+        ];
+        for (url, follow, refused) in cases {
+            let check = evaluate_cross_origin(&endpoint, url, follow);
+            assert_eq!(check.is_some(), refused, "{url} follow={follow}: {check:?}");
+            if let Some(c) = check {
+                assert_eq!((c.id, c.status), ("metadata.challenge", Status::Warn));
+                assert!(c.message.contains("not fetched"), "{c:?}");
+                assert!(c.hint.unwrap().contains("--follow-cross-origin"));
+            }
+        }
     }
 }
