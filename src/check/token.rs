@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::report::Check;
@@ -34,22 +32,16 @@ pub struct TokenContext {
     pub scopes_from_challenge: bool,
 }
 
-/// A token's header and claims, decoded without verification, only to explain a refusal.
+/// A token's header and claims, decoded by the gate's own strict decoder
+/// ([`token::decode_unverified`]) without verification, only to explain a refusal. A token that does
+/// not decode (opaque, duplicate members) is explained from its refusal alone.
 struct Peeked {
     header: Map<String, Value>,
     claims: Map<String, Value>,
 }
 
 fn peek(token: &str) -> Peeked {
-    let mut parts = token.split('.');
-    let object = |segment: Option<&str>| {
-        segment
-            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
-            .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
-            .unwrap_or_default()
-    };
-    let header = object(parts.next());
-    let claims = object(parts.next());
+    let (header, claims) = token::decode_unverified(token).unwrap_or_default();
     Peeked { header, claims }
 }
 
@@ -66,21 +58,9 @@ impl Peeked {
         self.claims.get(name).and_then(Value::as_f64)
     }
 
-    fn granted_scopes(&self) -> Vec<String> {
-        let mut granted: Vec<String> = self
-            .claim_str("scope")
-            .map(|s| s.split_ascii_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
-        match self.claims.get("scp") {
-            Some(Value::String(s)) => {
-                granted.extend(s.split_ascii_whitespace().map(str::to_string))
-            }
-            Some(Value::Array(items)) => {
-                granted.extend(items.iter().filter_map(|v| v.as_str().map(str::to_string)))
-            }
-            _ => {}
-        }
-        granted
+    /// What the gate's scope rule counts as granted ([`token::granted_scopes`]).
+    fn granted_scopes(&self) -> Vec<&str> {
+        token::granted_scopes(&self.claims).unwrap_or_default()
     }
 }
 
@@ -271,7 +251,7 @@ fn explain(
             let missing: Vec<&str> = policy
                 .required_scopes
                 .iter()
-                .filter(|s| !granted.contains(s))
+                .filter(|s| !granted.contains(&s.as_str()))
                 .map(String::as_str)
                 .collect();
             let source = if ctx.scopes_from_challenge {
@@ -481,5 +461,18 @@ mod tests {
             }
             assert!(!hint.contains("<aud>"), "{aud:?}: {hint}");
         }
+    }
+
+    #[test]
+    fn a_token_with_a_duplicated_claim_is_explained_without_either_value() {
+        let payload = format!(
+            r#"{{"iss":"{ISS}","aud":"https://evil.example/aud","aud":"{RESOURCE}","exp":{}}}"#,
+            NOW + 300
+        );
+        let token = key().sign(r#"{"alg":"RS256","kid":"k1"}"#, &payload);
+        let check = evaluate_token(&token, &ctx(&[], true), NOW);
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(check.message.contains("malformed_token"), "{check:?}");
+        assert!(!check.message.contains("evil"), "{check:?}");
     }
 }
