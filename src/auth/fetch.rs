@@ -82,12 +82,9 @@ impl Fetcher {
 
     /// GETs `url`; anything but a 200 with a body under [`MAX_DOCUMENT`] within the timeout is an error.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
-        let request = Request::get(url)
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("mcp-gate/", env!("CARGO_PKG_VERSION")))
-            .body(Full::default())
-            .map_err(|e| FetchError::Request(e.to_string()))?;
-        let answer = self.send(request, |status| status == 200).await?;
+        let answer = self
+            .send(document_request(url)?, |status| status == 200)
+            .await?;
         if answer.status != 200 {
             return Err(FetchError::Status(answer.status));
         }
@@ -132,6 +129,15 @@ impl Fetcher {
             .await
             .map_err(|_| FetchError::Timeout(self.timeout))?
     }
+}
+
+/// The GET of a JSON document (metadata, JWKS) as the gate sends it.
+pub fn document_request(url: &str) -> Result<Request<Full<Bytes>>, FetchError> {
+    Request::get(url)
+        .header(ACCEPT, "application/json")
+        .header(USER_AGENT, concat!("mcp-gate/", env!("CARGO_PKG_VERSION")))
+        .body(Full::default())
+        .map_err(|e| FetchError::Request(e.to_string()))
 }
 
 /// Reads a whole body of at most [`MAX_DOCUMENT`] bytes.

@@ -47,6 +47,11 @@ impl Prober {
         }
     }
 
+    /// The client itself, for the gate's own discovery ([`crate::auth::discovery::search`]).
+    pub(super) fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
     /// GETs a document; the body is read whatever the status (an HTML error page is a finding).
     pub(super) async fn get(&self, url: &str) -> Result<Answer, FetchError> {
         let request = Request::get(url)

@@ -18,7 +18,7 @@ use super::resource_metadata::{
     evaluate_resource, metadata_locations, MetadataLocation,
 };
 use super::token::{evaluate_token, ServerKeys, TokenContext};
-use crate::auth::discovery::metadata_urls;
+use crate::auth::discovery::{self, Search};
 use crate::auth::keys::Alg;
 use crate::auth::unix_now;
 
@@ -85,44 +85,29 @@ pub(super) async fn check_server(
     }
 }
 
-/// Looks for the metadata of `issuer` in discovery order and evaluates the first found.
+/// Looks for the metadata of `issuer` as the gate's discovery does ([`discovery::search`]) and
+/// evaluates the first found.
 async fn find_as_metadata(
     prober: &Prober,
     issuer: &str,
     parsed: &url::Url,
 ) -> (Vec<Check>, Option<String>) {
-    let mut misses = Vec::new();
-    for url in metadata_urls(parsed) {
-        match prober.get(&url).await {
-            Ok(a) if a.status == 200 => match serde_json::from_slice::<Value>(&a.body) {
-                Ok(doc) if doc.is_object() => return evaluate_as_metadata(issuer, &url, &doc),
-                _ => misses.push(format!("{url}: 200 but not a JSON object")),
-            },
-            Ok(a) if (300..400).contains(&a.status) => misses.push(format!(
-                "{url}: redirect ({}) to {}",
-                a.status,
-                a.location().unwrap_or("nowhere")
-            )),
-            Ok(a) => misses.push(format!("{url}: {}", a.status)),
-            Err(e) => {
-                // A timeout or refused connection will not get better on the next URL of the same host.
-                let check = Check::fail(
-                    "as.metadata",
-                    format!("{issuer}: {url}: {e}"),
-                    fetch_hint(
-                        &e,
-                        "Clients must reach the authorization server's metadata from the internet.",
-                    ),
-                );
-                return (vec![check], None);
-            }
-        }
-    }
-    let check = Check::fail(
-        "as.metadata",
-        format!("{issuer}: no authorization server metadata ({})", misses.join("; ")),
-        "Clients look for RFC 8414 or OpenID Connect metadata under the issuer URL. authorization_servers must list the issuer itself (e.g. Keycloak: https://<host>/realms/<realm>), not the login page or the metadata URL.",
-    );
+    let check = match discovery::search(prober.fetcher(), parsed).await {
+        Search::Found { url, doc } => return evaluate_as_metadata(issuer, &url, &doc),
+        Search::Unreachable { url, error } => Check::fail(
+            "as.metadata",
+            format!("{issuer}: {url}: {error}"),
+            fetch_hint(
+                &error,
+                "Clients must reach the authorization server's metadata from the internet.",
+            ),
+        ),
+        Search::Missing(misses) => Check::fail(
+            "as.metadata",
+            format!("{issuer}: no authorization server metadata ({})", misses.join("; ")),
+            "Clients look for RFC 8414 or OpenID Connect metadata under the issuer URL. authorization_servers must list the issuer itself (e.g. Keycloak: https://<host>/realms/<realm>), not the login page or the metadata URL.",
+        ),
+    };
     (vec![check], None)
 }
 
