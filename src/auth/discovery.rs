@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use super::fetch::{DocumentSource, FetchError};
+use super::fetch::{document_request, DocumentSource, FetchError, Fetcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
@@ -107,6 +107,47 @@ pub async fn jwks_uri(
         return Ok(jwks_uri);
     }
     Err(DiscoveryError::NotFound(misses.join("; ")))
+}
+
+/// Where the search for an issuer's metadata ended, with every URL it tried: for `mcp-gate check`,
+/// which reports what a client meets at each URL rather than stopping at the first miss.
+pub(crate) enum Search {
+    /// The first URL, in discovery order, that answered 200 with a JSON object, and that object.
+    Found { url: String, doc: serde_json::Value },
+    /// No URL held the document: one `"{url}: why"` per URL tried.
+    Missing(Vec<String>),
+    /// `url` got no answer; a timeout or refused connection will not get better on the next URL of
+    /// the same host, so the search stopped there.
+    Unreachable { url: String, error: FetchError },
+}
+
+/// Looks for the metadata of `issuer` at [`metadata_urls`], in order, following no redirect.
+/// Unlike [`jwks_uri`] it judges nothing in the document (the caller does) and goes on past a 200
+/// that is not a JSON object, as a client would.
+pub(crate) async fn search(fetcher: &Fetcher, issuer: &url::Url) -> Search {
+    let mut misses = Vec::new();
+    for url in metadata_urls(issuer) {
+        let answer = match document_request(&url) {
+            Ok(request) => fetcher.send(request, |status| status == 200).await,
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(a) if a.status == 200 => {
+                match serde_json::from_slice::<serde_json::Value>(&a.body) {
+                    Ok(doc) if doc.is_object() => return Search::Found { url, doc },
+                    _ => misses.push(format!("{url}: 200 but not a JSON object")),
+                }
+            }
+            Ok(a) if (300..400).contains(&a.status) => misses.push(format!(
+                "{url}: redirect ({}) to {}",
+                a.status,
+                a.location().unwrap_or("nowhere")
+            )),
+            Ok(a) => misses.push(format!("{url}: {}", a.status)),
+            Err(error) => return Search::Unreachable { url, error },
+        }
+    }
+    Search::Missing(misses)
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! A bounded GET of a JSON document from the authorization server (metadata or JWKS).
+//! The gate's one outbound HTTP client: a bounded GET of a JSON document from the authorization
+//! server (metadata or JWKS), and the bounded requests of `mcp-gate check`, which also needs the
+//! status, headers and body of answers that are not documents.
 //!
 //! Every fetch is bounded in time (connect and total) and in size, and redirects are not followed:
 //! the identity provider is outside the gate's control, and a stalled or hostile endpoint must never
@@ -7,9 +9,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CACHE_CONTROL, USER_AGENT};
-use http::Request;
-use http_body_util::{BodyExt, Empty, Limited};
+use http::header::{ACCEPT, CACHE_CONTROL, LOCATION, USER_AGENT};
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -56,10 +58,32 @@ impl DocumentSource for Fetcher {
     }
 }
 
+/// A whole answer to one request, whatever its status: `mcp-gate check` judges 401s, redirects and
+/// error pages as well as documents.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    /// The body, up to [`MAX_DOCUMENT`]; empty when it was not read.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The first value of header `name`, when it is visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Where a redirect points.
+    pub fn location(&self) -> Option<&str> {
+        self.header(LOCATION.as_str())
+    }
+}
+
 /// Fetches documents with fixed bounds.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -77,32 +101,62 @@ impl Fetcher {
 
     /// GETs `url`; anything but a 200 with a body under [`MAX_DOCUMENT`] within the timeout is an error.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
-        let request = Request::get(url)
-            .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("mcp-gate/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .map_err(|e| FetchError::Request(e.to_string()))?;
+        let answer = self
+            .send(document_request(url)?, |status| status == 200)
+            .await?;
+        if answer.status != 200 {
+            return Err(FetchError::Status(answer.status));
+        }
+        let max_age = answer
+            .header(CACHE_CONTROL.as_str())
+            .and_then(parse_max_age);
+        Ok(Fetched {
+            body: answer.body,
+            max_age,
+        })
+    }
+
+    /// Sends `request` under the same bounds as [`Fetcher::get`] (the timeout covers connecting,
+    /// the answer and its body; the body is cut at [`MAX_DOCUMENT`]) and returns the answer whatever
+    /// its status, following no redirect. The body is read only when `read_body(status)`: a 200 to
+    /// an MCP `initialize` may be an endless event stream.
+    pub async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        read_body: fn(u16) -> bool,
+    ) -> Result<Answer, FetchError> {
         let work = async {
             let response = self
                 .client
                 .request(request)
                 .await
                 .map_err(|e| FetchError::Request(error_chain(&e)))?;
-            if response.status() != http::StatusCode::OK {
-                return Err(FetchError::Status(response.status().as_u16()));
-            }
-            let max_age = response
-                .headers()
-                .get(CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_max_age);
-            let body = read_bounded(response.into_body()).await?;
-            Ok(Fetched { body, max_age })
+            let (parts, incoming) = response.into_parts();
+            let status = parts.status.as_u16();
+            let body = if read_body(status) {
+                read_bounded(incoming).await?
+            } else {
+                Bytes::new()
+            };
+            Ok(Answer {
+                status,
+                headers: parts.headers,
+                body,
+            })
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| FetchError::Timeout(self.timeout))?
     }
+}
+
+/// The GET of a JSON document (metadata, JWKS) as the gate sends it.
+pub fn document_request(url: &str) -> Result<Request<Full<Bytes>>, FetchError> {
+    Request::get(url)
+        .header(ACCEPT, "application/json")
+        .header(USER_AGENT, concat!("mcp-gate/", env!("CARGO_PKG_VERSION")))
+        .body(Full::default())
+        .map_err(|e| FetchError::Request(e.to_string()))
 }
 
 /// Reads a whole body of at most [`MAX_DOCUMENT`] bytes.

@@ -180,6 +180,36 @@ pub fn claimed_issuer(token: &str) -> Result<String, Refusal> {
     }
 }
 
+/// A decoded JOSE header or claims set.
+pub(crate) type JsonObject = Map<String, Value>;
+
+/// A token's header and claims, decoded exactly as [`verify`] decodes them (canonical base64url, JSON
+/// objects without duplicate member names, RFC 7515 §5.2) but NOT verified: for explaining a refusal
+/// (`mcp-gate check --token`), never for deciding.
+pub(crate) fn decode_unverified(token: &str) -> Result<(JsonObject, JsonObject), Refusal> {
+    let (header_b64, payload_b64, _) = split(token)?;
+    Ok((decode_object(header_b64)?, decode_object(payload_b64)?))
+}
+
+/// Every scope the claims grant, read as the required-scope rule of [`verify`] reads them: `scope`
+/// (RFC 9068 §2.2.3, space-separated) and `scp` (a string or an array, as Entra and Okta send it);
+/// any other type is malformed.
+pub(crate) fn granted_scopes(claims: &Map<String, Value>) -> Result<Vec<&str>, Refusal> {
+    let mut granted = Vec::new();
+    match claims.get("scope") {
+        None => {}
+        Some(Value::String(s)) => granted.extend(s.split_ascii_whitespace()),
+        Some(_) => return Err(Refusal::MalformedClaims),
+    }
+    match claims.get("scp") {
+        None => {}
+        Some(Value::String(s)) => granted.extend(s.split_ascii_whitespace()),
+        Some(Value::Array(items)) => granted.extend(items.iter().filter_map(Value::as_str)),
+        Some(_) => return Err(Refusal::MalformedClaims),
+    }
+    Ok(granted)
+}
+
 /// Splits a compact JWS into its three segments; five segments is a JWE.
 fn split(token: &str) -> Result<(&str, &str, &str), Refusal> {
     let mut parts = token.split('.');
@@ -881,6 +911,59 @@ mod tests {
                     assert!(check(t).is_err(), "flip byte {i} bit {bit}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn granted_scopes_reads_scope_and_scp_as_the_required_scope_rule_does() {
+        let wanted = ["mcp:tools", "mcp:read"];
+        let p = Policy {
+            required_scopes: wanted.iter().map(|s| s.to_string()).collect(),
+            ..policy()
+        };
+        let grants: &[(Value, Value)] = &[
+            (json!("mcp:tools mcp:read"), Value::Null),
+            (json!("mcp:read  mcp:tools openid"), Value::Null),
+            (json!("mcp:tools"), Value::Null),
+            (Value::Null, json!(["mcp:read", "mcp:tools", 7])),
+            (Value::Null, json!("mcp:read mcp:tools")),
+            (json!("mcp:tools"), json!(["mcp:read"])),
+            (Value::Null, Value::Null),
+            (json!("mcp:tools:x mcp:readonly"), Value::Null),
+            (json!(["mcp:tools"]), Value::Null),
+            (Value::Null, json!(7)),
+        ];
+        for (scope, scp) in grants {
+            let c = with(with(claims(), "scope", scope.clone()), "scp", scp.clone());
+            let verified = check_with(&rsa().token(&c), &p);
+            let Value::Object(map) = c else {
+                unreachable!()
+            };
+            match granted_scopes(&map) {
+                Ok(granted) => assert_eq!(
+                    verified.is_ok(),
+                    wanted.iter().all(|w| granted.contains(w)),
+                    "scope={scope} scp={scp}"
+                ),
+                Err(r) => assert_eq!(verified, Err(r), "scope={scope} scp={scp}"),
+            }
+        }
+    }
+
+    #[test]
+    fn decode_unverified_is_as_strict_as_verify() {
+        let good = rsa().token(&claims());
+        let (header, claims_read) = decode_unverified(&good).unwrap();
+        assert_eq!(header["kid"], json!("rsa-1"));
+        assert_eq!(claims_read["sub"], claims()["sub"]);
+        let (h, _, s) = split(&good).unwrap();
+        let duplicate = URL_SAFE_NO_PAD.encode(br#"{"aud":"a","aud":"b"}"#);
+        for bad in ["opaque", "a.b", &format!("{h}.{duplicate}.{s}")] {
+            assert_eq!(
+                decode_unverified(bad),
+                Err(Refusal::MalformedToken),
+                "{bad}"
+            );
         }
     }
 }

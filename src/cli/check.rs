@@ -31,7 +31,12 @@ pub(super) fn run(matches: &clap::ArgMatches) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = runtime.block_on(crate::check::run(&target, token, timeout));
+    let options = crate::check::Options {
+        token,
+        timeout,
+        follow_cross_origin: matches.get_flag("follow-cross-origin"),
+    };
+    let report = runtime.block_on(crate::check::run(&target, &options));
     if matches.get_flag("json") {
         println!("{}", report.to_json());
     } else {

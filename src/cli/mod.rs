@@ -58,6 +58,12 @@ fn command() -> Command {
                         .value_name("DURATION")
                         .default_value("10s")
                         .help("Bound on each request"),
+                )
+                .arg(
+                    Arg::new("follow-cross-origin")
+                        .long("follow-cross-origin")
+                        .action(ArgAction::SetTrue)
+                        .help("Also fetch a resource_metadata the endpoint's 401 names on another origin (off: an endpoint could point the check at an internal address)"),
                 ),
         );
     for s in SETTINGS {

@@ -23,7 +23,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
 
 async fn run(url: &str, token: Option<&str>) -> Report {
     let target = check::parse_target(url).unwrap();
-    check::run(&target, token, Duration::from_secs(3)).await
+    let options = check::Options {
+        token,
+        ..check::Options::new(Duration::from_secs(3))
+    };
+    check::run(&target, &options).await
 }
 
 fn failing(report: &Report) -> Vec<&'static str> {
@@ -333,6 +337,93 @@ async fn the_healthy_test_deployment_passes() {
         "\n{}",
         report.to_text()
     );
+}
+
+/// Issue #14 point 16: the `EXPECTED_AUDIENCE` advice must be one the gate can honour. A space-
+/// separated `aud` (an IdP without resource indicators putting scopes there) is split by the gate's
+/// list parser and can never match, so the only fix is RFC 8707 at the IdP; an array `aud` names one
+/// of its members, never a placeholder.
+#[tokio::test]
+async fn the_audience_hint_is_advice_the_gate_can_follow_for_every_shape_of_aud() {
+    let s = site(|_| {}).await;
+    let url = s.deployment.url();
+    let token_for = |aud: Value| {
+        signing_key().token(&json!({"iss": format!("{}/as", s.deployment.base),
+            "aud": aud, "exp": now() + 60, "scope": "mcp:tools"}))
+    };
+    let hint_for = |report: &Report| {
+        assert_fails(report, &["token"], "bad_audience");
+        find(report, "token").hint.clone().unwrap()
+    };
+
+    let scopes = run(&url, Some(&token_for(json!("openid profile mcp:tools")))).await;
+    let hint = hint_for(&scopes);
+    assert!(!hint.contains("EXPECTED_AUDIENCE="), "{hint}");
+    assert!(hint.contains("resource indicators (RFC 8707)"), "{hint}");
+
+    let array = run(&url, Some(&token_for(json!(["api://mcp", "account"])))).await;
+    let hint = hint_for(&array);
+    assert!(
+        hint.contains(&format!("EXPECTED_AUDIENCE={url},api://mcp ")),
+        "{hint}"
+    );
+    assert!(!hint.contains("<aud>"), "{hint}");
+
+    let one = run(&url, Some(&token_for(json!("api://mcp")))).await;
+    let hint = hint_for(&one);
+    assert!(
+        hint.contains(&format!("EXPECTED_AUDIENCE={url},api://mcp ")),
+        "{hint}"
+    );
+}
+
+/// Issue #14 point 9: a 401 may name a `resource_metadata` on any origin, e.g. an internal metadata
+/// service. The check fetches it (and prints what it found) only with `--follow-cross-origin`, and
+/// says why it did not otherwise.
+#[tokio::test]
+async fn a_resource_metadata_on_another_origin_is_followed_only_when_asked() {
+    let internal = site(|d| {
+        d.edit(PRM_PATH, |doc| {
+            doc["resource"] = json!("http://internal.example/secret-resource")
+        })
+    })
+    .await;
+    let elsewhere = format!("{}{PRM_PATH}", internal.deployment.base);
+    let s = site(|d| d.set_challenge(&[format!("Bearer resource_metadata=\"{elsewhere}\"")])).await;
+    let url = s.deployment.url();
+
+    let report = run(&url, None).await;
+    let text = report.to_text();
+    let refused = find(&report, "metadata.challenge");
+    assert_eq!(refused.status, Status::Warn, "\n{text}");
+    assert!(refused.message.contains("not fetched"), "\n{text}");
+    assert!(
+        refused
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("--follow-cross-origin"),
+        "\n{text}"
+    );
+    assert!(!text.contains("secret-resource"), "\n{text}");
+    assert!(failing(&report).is_empty(), "\n{text}");
+
+    let (code, out, err) = binary(&[&url]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("not fetched") && !out.contains("secret-resource"),
+        "{out}"
+    );
+
+    let (code, out, err) = binary(&[&url, "--follow-cross-origin"]).await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "the challenge's resource_metadata at {elsewhere} answers 200 JSON"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("secret-resource"), "{out}");
 }
 
 #[tokio::test]
