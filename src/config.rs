@@ -810,29 +810,7 @@ fn parse_resource(raw: &str, allow_insecure: bool) -> Result<url::Url, ConfigErr
 }
 
 fn parse_claim_rules(raw: &str) -> Result<Vec<ClaimRule>, ConfigError> {
-    let mut rules = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (path, value) = item.split_once('=').ok_or_else(|| {
-            invalid(
-                "REQUIRED_CLAIMS",
-                item,
-                "rules like claim=value or nested.claim=value, comma-separated",
-            )
-        })?;
-        let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
-        if path.iter().any(|p| p.is_empty()) {
-            return Err(invalid(
-                "REQUIRED_CLAIMS",
-                item,
-                "a dotted claim path such as realm_access.roles",
-            ));
-        }
-        rules.push(ClaimRule {
-            path,
-            value: value.trim().to_string(),
-        });
-    }
-    Ok(rules)
+    ClaimRule::parse_list(raw).map_err(|e| invalid("REQUIRED_CLAIMS", &e.item, e.expected))
 }
 
 #[cfg(test)]

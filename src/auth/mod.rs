@@ -10,6 +10,7 @@
 
 pub mod bearer;
 pub mod cache;
+pub mod claims;
 pub mod discovery;
 pub mod fetch;
 pub mod jwks;
