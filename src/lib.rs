@@ -30,6 +30,7 @@ pub mod healthcheck;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod tls;

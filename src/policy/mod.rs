@@ -1,0 +1,4 @@
+//! MCP-aware authorization (issue #10).
+
+pub mod headers;
+pub mod jsonrpc;
