@@ -5,3 +5,4 @@ pub mod file;
 pub mod headers;
 pub mod jsonrpc;
 pub mod rules;
+pub mod tools_list;
