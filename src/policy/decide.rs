@@ -102,13 +102,17 @@ fn decide_call(rules: &Rules, caller: &Caller, call: &Call) -> Decision {
     if all_ok && any_ok {
         return Decision::Allow { rule };
     }
-    let scopes = req
-        .all_of
+    let mut scopes: Vec<String> = Vec::new();
+    for s in rules
+        .base_scopes
         .iter()
+        .chain(&req.all_of)
         .chain(req.any_of.first())
-        .filter(|s| s.as_str() != OFFLINE_ACCESS)
-        .cloned()
-        .collect();
+    {
+        if s != OFFLINE_ACCESS && !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
     Decision::StepUp {
         scopes,
         rule,
@@ -383,5 +387,22 @@ deny = true
             scopes_used(&rules()),
             ["mcp:admin", "mcp:export", "mcp:tools"]
         );
+    }
+
+    #[test]
+    fn a_challenge_also_names_the_scopes_every_request_needs_but_never_offline_access() {
+        let mut r = rules();
+        r.base_scopes = vec![
+            "mcp:basic".into(),
+            "offline_access".into(),
+            "mcp:admin".into(),
+        ];
+        let claims = json!({"scope": "mcp:basic"}).as_object().unwrap().clone();
+        let d = decide(
+            &r,
+            &Caller::new(&claims).unwrap(),
+            &inspect(tool("delete_x").as_bytes()),
+        );
+        assert_eq!(summary(&d), "step-up rule 1 mcp:basic mcp:admin");
     }
 }

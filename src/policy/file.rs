@@ -179,6 +179,7 @@ pub fn parse_toml(text: &str) -> Result<Rules, PolicyError> {
             DefaultDoc::Deny => DefaultAction::Deny,
         },
         hierarchy: ScopeHierarchy::new(&doc.hierarchy),
+        base_scopes: Vec::new(),
     })
 }
 

@@ -173,6 +173,10 @@ pub struct Rules {
     pub rules: Vec<Rule>,
     pub default: DefaultAction,
     pub hierarchy: ScopeHierarchy,
+    /// The scopes every request needs anyway (`REQUIRED_SCOPES`), set by the caller: a step-up
+    /// challenge lists them too, since it must name all scopes the operation requires (SEP-2350)
+    /// and a client may replace its token with one holding only the challenged scopes.
+    pub base_scopes: Vec<String>,
 }
 
 impl Rules {
