@@ -56,3 +56,6 @@ pub mod headers;
 pub mod jsonrpc;
 pub mod rules;
 pub mod tools_list;
+
+#[cfg(test)]
+mod properties;
