@@ -8,6 +8,8 @@
 //! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
 //! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),
 //!   [`auth::keys`] parses the JWKS, [`auth::jwks`] keeps it fresh, [`auth::discovery`] finds it.
+//! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
+//!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
 //! - [`challenge`] — the one place that turns an [`auth::Refusal`] into a 400/401/403/503 response.
 //! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
 //! - [`tls`] — optional TLS termination with certificate reload.
