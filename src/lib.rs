@@ -14,6 +14,8 @@
 //! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),
 //!   [`auth::keys`] parses the JWKS, [`auth::key_cache`] keeps it fresh, [`auth::token_cache`]
 //!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response.
+//! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
+//!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
@@ -25,6 +27,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod server;
 

@@ -10,6 +10,7 @@
 
 pub mod bearer;
 pub mod challenge;
+pub mod claims;
 pub mod discovery;
 pub mod fetch;
 pub mod key_cache;

@@ -23,12 +23,9 @@ pub enum TokenType {
     AccessTokenJwt,
 }
 
-/// A `REQUIRED_CLAIMS` rule: the claim at `path` equals `value`, or, for an array, contains it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimRule {
-    pub path: Vec<String>,
-    pub value: String,
-}
+/// A `REQUIRED_CLAIMS` rule; its grammar and matching live in [`super::claims`], shared with the
+/// MCP authorization rules.
+pub use super::claims::ClaimRule;
 
 /// What a token must satisfy; built once from configuration.
 #[derive(Debug, Clone)]
@@ -320,33 +317,14 @@ fn check_claims(
     };
 
     if !policy.required_scopes.is_empty() {
-        let scope = match claims.get("scope") {
-            None => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(Refusal::MalformedClaims),
-        };
-        let scp = claims.get("scp");
-        if !matches!(scp, None | Some(Value::String(_)) | Some(Value::Array(_))) {
-            return Err(Refusal::MalformedClaims);
-        }
-        let granted = |wanted: &str| {
-            scope.is_some_and(|s| s.split_ascii_whitespace().any(|g| g == wanted))
-                || match scp {
-                    Some(Value::String(s)) => s.split_ascii_whitespace().any(|g| g == wanted),
-                    Some(Value::Array(items)) => items.iter().any(|g| g.as_str() == Some(wanted)),
-                    _ => false,
-                }
-        };
-        if !policy.required_scopes.iter().all(|s| granted(s)) {
+        let granted =
+            super::claims::GrantedScopes::read(claims).map_err(|_| Refusal::MalformedClaims)?;
+        if !policy.required_scopes.iter().all(|s| granted.contains(s)) {
             return Err(Refusal::InsufficientScope);
         }
     }
 
-    if !policy
-        .claim_rules
-        .iter()
-        .all(|rule| rule_holds(claims, rule))
-    {
+    if !policy.claim_rules.iter().all(|rule| rule.holds(claims)) {
         return Err(Refusal::ClaimRuleFailed);
     }
 
@@ -363,24 +341,6 @@ fn optional_string(claims: &Map<String, Value>, name: &str) -> Result<Option<Str
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(Refusal::MalformedClaims),
-    }
-}
-
-fn rule_holds(claims: &Map<String, Value>, rule: &ClaimRule) -> bool {
-    let mut node = claims.get(&rule.path[0]);
-    for segment in &rule.path[1..] {
-        node = node.and_then(|n| n.get(segment));
-    }
-    let scalar_matches = |v: &Value| match v {
-        Value::String(s) => *s == rule.value,
-        Value::Bool(b) => rule.value == if *b { "true" } else { "false" },
-        Value::Number(n) => n.to_string() == rule.value,
-        _ => false,
-    };
-    match node {
-        Some(Value::Array(items)) => items.iter().any(scalar_matches),
-        Some(v) => scalar_matches(v),
-        None => false,
     }
 }
 

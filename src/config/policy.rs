@@ -161,30 +161,7 @@ pub fn challenge_scopes(required: &[String], supported: &[String]) -> Vec<String
 
 /// `REQUIRED_CLAIMS`: `claim=value` or `nested.claim=value` rules, comma-separated.
 fn claim_rules(raw: &str) -> Result<Vec<ClaimRule>, ConfigError> {
-    const VAR: Var = Var::REQUIRED_CLAIMS;
-    let mut rules = Vec::new();
-    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (path, value) = item.split_once('=').ok_or_else(|| {
-            invalid(
-                VAR,
-                item,
-                "rules like claim=value or nested.claim=value, comma-separated",
-            )
-        })?;
-        let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
-        if path.iter().any(|p| p.is_empty()) {
-            return Err(invalid(
-                VAR,
-                item,
-                "a dotted claim path such as realm_access.roles",
-            ));
-        }
-        rules.push(ClaimRule {
-            path,
-            value: value.trim().to_string(),
-        });
-    }
-    Ok(rules)
+    ClaimRule::parse_list(raw).map_err(|e| invalid(Var::REQUIRED_CLAIMS, &e.item, e.expected))
 }
 
 #[cfg(test)]
