@@ -210,6 +210,16 @@ pub const SETTINGS: &[Setting] = &[
         Some("10000"),
         "Most client connections served at once; further ones wait in the listen backlog",
     ),
+    s(
+        "MAX_CONNECTIONS_PER_IP",
+        Some("1000"),
+        "Most connections from one client address at once; further ones are closed at once (0 = no cap)",
+    ),
+    s(
+        "SEND_TIMEOUT",
+        Some("30s"),
+        "Time a response may wait for the client to take its next bytes before the connection is closed (a quiet stream with nothing to send is not affected)",
+    ),
 ];
 
 /// A setting that cannot be used; the message names the variable, the value and what is expected.
@@ -301,6 +311,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Client connections served at once; the accept loop waits for a free slot beyond that.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (`None` = no cap).
+    pub max_connections_per_ip: Option<usize>,
+    /// How long a response may have bytes ready that the client does not take.
+    pub send_timeout: Duration,
 }
 
 /// Reads settings out of a map of variables, applying the table's defaults; empty values count as unset.
@@ -737,9 +751,24 @@ impl Config {
                     )
                 })?
             },
+            max_connections_per_ip: max_connections_per_ip(&v)?,
+            send_timeout: positive("SEND_TIMEOUT")?,
         };
         Ok((config, warnings))
     }
+}
+
+/// `MAX_CONNECTIONS_PER_IP`: a whole number, `0` switching the cap off.
+fn max_connections_per_ip(v: &Vars) -> Result<Option<usize>, ConfigError> {
+    let raw = v.required("MAX_CONNECTIONS_PER_IP", "a number of connections")?;
+    let n: usize = raw.parse().map_err(|_| {
+        invalid(
+            "MAX_CONNECTIONS_PER_IP",
+            raw,
+            "a whole number of connections (0 switches the cap off)",
+        )
+    })?;
+    Ok((n > 0).then_some(n))
 }
 
 /// The certificate and key files of a TLS listener.
@@ -872,6 +901,22 @@ mod tests {
         assert!(!c.forward_token);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_connections_per_ip, Some(1000));
+        assert_eq!(c.send_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn max_connections_per_ip_zero_switches_the_cap_off() {
+        for (raw, expect) in [("0", None), ("1", Some(1)), ("256", Some(256))] {
+            let (c, _) = Config::from_vars(&vars(&[("MAX_CONNECTIONS_PER_IP", raw)])).unwrap();
+            assert_eq!(c.max_connections_per_ip, expect, "{raw}");
+        }
+    }
+
+    #[test]
+    fn send_timeout_is_a_positive_duration() {
+        let (c, _) = Config::from_vars(&vars(&[("SEND_TIMEOUT", "250ms")])).unwrap();
+        assert_eq!(c.send_timeout, Duration::from_millis(250));
     }
 
     #[test]
@@ -993,6 +1038,10 @@ mod tests {
             ("UPSTREAM_TIMEOUT", "0s"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "lots"),
+            ("MAX_CONNECTIONS_PER_IP", "-1"),
+            ("MAX_CONNECTIONS_PER_IP", "many"),
+            ("SEND_TIMEOUT", "0s"),
+            ("SEND_TIMEOUT", "forever"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);
