@@ -29,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::http::access_log::log_refused_head;
+use crate::http::error::GateError;
 use activity::{Activity, Tracked};
 use connection::{drive, ConnectionLimits, Ended};
 use gate::Gate;
@@ -193,13 +195,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// Writes what a connection's end says that no request's access-log line has said: that the client
-/// stopped taking its responses.
-fn report(ended: Ended, client_ip: std::net::IpAddr, _metrics: &crate::metrics::Metrics) {
+/// Writes what a connection's end says that no request's access-log line has said: the refusal
+/// hyper sent on its own, or that the client stopped taking its responses.
+fn report(ended: Ended, client_ip: std::net::IpAddr, metrics: &crate::metrics::Metrics) {
     match ended {
-        Ended::Served(Err(error)) => {
-            tracing::debug!(client_ip = %client_ip, error = %error, "connection ended with an error")
-        }
+        Ended::Served(Err(error)) => match GateError::answered_by_hyper(&*error) {
+            Some(refused) => log_refused_head(client_ip, refused, metrics),
+            None => {
+                tracing::debug!(client_ip = %client_ip, error = %error, "connection ended with an error")
+            }
+        },
         Ended::Stalled => tracing::info!(
             client_ip = %client_ip,
             "connection closed: the client took none of its response for SEND_TIMEOUT"
