@@ -3,7 +3,8 @@
 //! This is the only place that builds a refusal. Each response is prepared once at start, so a
 //! refused request (the path an attacker can drive) costs no formatting. Challenges follow R20 of our
 //! requirements: exactly one `Bearer` challenge, every value quoted, `resource_metadata` absolute and
-//! path-inserted (RFC 9728 §5.1), `scope` listing every required scope (MCP 2025-11-25).
+//! path-inserted (RFC 9728 §5.1), `scope` listing every required scope (MCP 2025-11-25). The JSON
+//! body carries the challenge's `error` code, and none when the challenge has none.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -48,12 +49,19 @@ impl Challenges {
                     HeaderValue::from_str(&format!("Bearer {}", params.join(", ")))
                         .expect("challenge parts are validated ASCII")
                 });
+                // The body says what the challenge says: a request without a token gets no error
+                // code (RFC 6750 §3.1: the client may not know authentication is needed), only a
+                // human description.
                 let error = match refusal.status() {
-                    503 => "temporarily_unavailable",
-                    _ => refusal.error_code().unwrap_or("invalid_token"),
+                    503 => Some("temporarily_unavailable"),
+                    _ => refusal.error_code(),
                 };
-                let body =
-                    json!({"error": error, "error_description": refusal.description()}).to_string();
+                let description = refusal.description();
+                let body = match error {
+                    Some(error) => json!({"error": error, "error_description": description}),
+                    None => json!({"error_description": description}),
+                }
+                .to_string();
                 Prepared {
                     status: StatusCode::from_u16(refusal.status()).expect("valid status"),
                     challenge,
@@ -137,14 +145,20 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_small_json_objects() {
+    fn bodies_are_small_json_objects_with_the_challenges_error_code() {
         let c = Challenges::new(PRM, &[]);
         for r in Refusal::ALL {
             let Prepared { body, .. } = &c.prepared[r.index()];
             let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-            assert!(
-                v["error"].is_string() && v["error_description"].is_string(),
-                "{r:?}"
+            assert!(v["error_description"].is_string(), "{r:?}");
+            let expected = match r.status() {
+                503 => Some("temporarily_unavailable"),
+                _ => r.error_code(),
+            };
+            assert_eq!(
+                v["error"].as_str(),
+                expected,
+                "{r:?}: the body agrees with the challenge"
             );
         }
     }

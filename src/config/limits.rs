@@ -43,6 +43,20 @@ pub(super) fn max_connections(v: &Vars) -> Result<usize, ConfigError> {
         .ok_or_else(|| invalid(VAR, raw, "a whole number of connections above zero"))
 }
 
+/// `MAX_CONNECTIONS_PER_IP`: a whole number, `0` switching the cap off.
+pub(super) fn max_connections_per_ip(v: &Vars) -> Result<Option<usize>, ConfigError> {
+    const VAR: Var = Var::MAX_CONNECTIONS_PER_IP;
+    let raw = v.required(VAR, "a number of connections")?;
+    let n: usize = raw.parse().map_err(|_| {
+        invalid(
+            VAR,
+            raw,
+            "a whole number of connections (0 switches the cap off)",
+        )
+    })?;
+    Ok((n > 0).then_some(n))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -63,6 +77,22 @@ mod tests {
         ] {
             let m = with("MAX_HEADER_SIZE", value);
             assert_eq!(max_header_size(&Vars::new(&m)).is_ok(), ok, "{value}");
+        }
+    }
+
+    #[test]
+    fn max_connections_per_ip_zero_switches_the_cap_off() {
+        for (raw, expect) in [("0", None), ("1", Some(1)), ("256", Some(256))] {
+            let m = with("MAX_CONNECTIONS_PER_IP", raw);
+            assert_eq!(
+                max_connections_per_ip(&Vars::new(&m)).unwrap(),
+                expect,
+                "{raw}"
+            );
+        }
+        for bad in ["-1", "many"] {
+            let m = with("MAX_CONNECTIONS_PER_IP", bad);
+            assert!(max_connections_per_ip(&Vars::new(&m)).is_err(), "{bad}");
         }
     }
 

@@ -112,6 +112,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Client connections served at once; the accept loop waits for a free slot beyond that.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (`None` = no cap).
+    pub max_connections_per_ip: Option<usize>,
+    /// How long a response may have bytes ready that the client does not take.
+    pub send_timeout: Duration,
 }
 
 impl Config {
@@ -184,6 +188,8 @@ impl Config {
             log_level: service::log_level(&v)?,
             log_format: service::log_format(&v)?,
             max_connections: limits::max_connections(&v)?,
+            max_connections_per_ip: limits::max_connections_per_ip(&v)?,
+            send_timeout: v.positive(Var::SEND_TIMEOUT)?,
         };
         Ok((config, warnings))
     }
@@ -228,6 +234,8 @@ mod tests {
         assert!(!c.forward_token);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_connections_per_ip, Some(1000));
+        assert_eq!(c.send_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -360,6 +368,9 @@ mod tests {
             ("UPSTREAM_TIMEOUT", "0s"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "lots"),
+            ("MAX_CONNECTIONS_PER_IP", "-1"),
+            ("SEND_TIMEOUT", "0s"),
+            ("SEND_TIMEOUT", "forever"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);

@@ -166,6 +166,14 @@ pub const SETTINGS: &[Setting] = &[
         Some("10000"),
         "Most client connections served at once; further ones wait in the listen backlog",
     ),
+    s(Var::MAX_CONNECTIONS_PER_IP,
+        Some("1000"),
+        "Most connections from one client address at once; further ones are closed at once (0 = no cap)",
+    ),
+    s(Var::SEND_TIMEOUT,
+        Some("30s"),
+        "Time a response may wait for the client to take its next bytes before the connection is closed (a quiet stream with nothing to send is not affected)",
+    ),
 ];
 
 #[cfg(test)]

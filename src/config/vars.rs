@@ -72,6 +72,8 @@ vars!(
     LOG_LEVEL,
     LOG_FORMAT,
     MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    SEND_TIMEOUT,
 );
 
 impl Var {

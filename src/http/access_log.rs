@@ -2,7 +2,13 @@
 //!
 //! The record rides along with the response body, so a Server-Sent Events stream is logged when it
 //! closes (with its full duration), and a client that hangs up is logged when the body is dropped.
-//! Fields are fixed; the token itself is never a field.
+//! A request hyper refused before the gate saw it (a malformed or oversized head) gets its line from
+//! [`log_refused_head`] when its connection ends, so every response sent is one line.
+//!
+//! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `complete` — with an empty string for what is
+//! not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema. The token
+//! itself is never a field.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -20,8 +26,9 @@ use crate::metrics::{Metrics, Outcome};
 
 /// What is known about one request, filled in as it is handled.
 pub struct AccessRecord {
-    method: Method,
-    uri: Uri,
+    /// `None` when hyper refused the request head before it was parsed.
+    method: Option<Method>,
+    uri: Option<Uri>,
     client_ip: IpAddr,
     user_agent: Option<HeaderValue>,
     start: Instant,
@@ -44,8 +51,8 @@ impl AccessRecord {
         user_agent: Option<HeaderValue>,
     ) -> AccessRecord {
         AccessRecord {
-            method,
-            uri,
+            method: Some(method),
+            uri: Some(uri),
             client_ip,
             user_agent,
             start: Instant::now(),
@@ -75,23 +82,46 @@ impl AccessRecord {
 
     fn write(&self, complete: bool) {
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        // A User-Agent that is not visible ASCII is logged as absent rather than guessed at.
         let user_agent = self.user_agent.as_ref().and_then(|v| v.to_str().ok());
         tracing::info!(
             target: "mcp_gate::access",
-            method = %self.method,
-            path = self.uri.path(),
+            method = self.method.as_ref().map_or("", Method::as_str),
+            path = self.uri.as_ref().map_or("", Uri::path),
             status = self.status,
             duration_ms = (duration_ms * 1000.0).round() / 1000.0,
             client_ip = %self.client_ip,
-            user_agent,
-            sub = self.sub.as_deref(),
-            client_id = self.client_id.as_deref(),
-            iss = self.iss.as_deref(),
-            reason = self.reason,
+            user_agent = user_agent.unwrap_or(""),
+            sub = self.sub.as_deref().unwrap_or(""),
+            client_id = self.client_id.as_deref().unwrap_or(""),
+            iss = self.iss.as_deref().unwrap_or(""),
+            reason = self.reason.unwrap_or(""),
             complete,
             "request"
         );
     }
+}
+
+/// Logs and counts a request head that hyper refused itself (`error`: 400, 414 or 431) on a
+/// connection from `client_ip`. Method, path and user agent are unknown: the head did not parse.
+pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) {
+    let record = AccessRecord {
+        method: None,
+        uri: None,
+        client_ip,
+        user_agent: None,
+        start: Instant::now(),
+        status: error.status().as_u16(),
+        sub: None,
+        client_id: None,
+        iss: None,
+        reason: Some(error.reason()),
+        outcome: Outcome::Refused,
+    };
+    // When the head began to arrive is not known here; the line says about 0 ms.
+    metrics.request(record.status, record.outcome, record.elapsed());
+    metrics.refusal(error.reason());
+    record.write(true);
 }
 
 /// A response body that writes its request's access log line when it ends or is dropped.

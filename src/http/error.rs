@@ -44,6 +44,16 @@ pub enum GateError {
     /// The metrics listener serves only `/metrics`.
     #[error("metrics are at /metrics")]
     MetricsNotFound,
+    /// A request head hyper could not parse (bad request line, target or header). hyper answers it
+    /// itself before the gate sees a request; the gate only logs and counts it.
+    #[error("the request is malformed")]
+    MalformedRequest,
+    /// A request head over `MAX_HEADER_SIZE`; answered by hyper itself, like `MalformedRequest`.
+    #[error("the request header block is too large")]
+    HeaderTooLarge,
+    /// A request target over hyper's own URI limit (64 KiB); answered by hyper itself.
+    #[error("the request target is too long")]
+    UriTooLong,
 }
 
 impl GateError {
@@ -59,7 +69,30 @@ impl GateError {
             GateError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GateError::MetadataMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GateError::MetricsNotFound => StatusCode::NOT_FOUND,
+            GateError::MalformedRequest => StatusCode::BAD_REQUEST,
+            GateError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GateError::UriTooLong => StatusCode::URI_TOO_LONG,
         }
+    }
+
+    /// The refusal hyper sent on its own when a connection ended with `error`, if it sent one: an
+    /// HTTP/1 request head it could not parse (hyper's `Server::on_error` answers 400, 414 or 431
+    /// and closes). Timeouts, I/O errors and HTTP/2 protocol errors get no response, so no line.
+    pub fn answered_by_hyper(error: &(dyn std::error::Error + 'static)) -> Option<GateError> {
+        let error = error.downcast_ref::<hyper::Error>()?;
+        if !error.is_parse() || error.is_parse_status() || error.is_parse_version_h2() {
+            return None;
+        }
+        if error.is_parse_too_large() {
+            // hyper's public API folds "URI too long" (414) into "too large"; only its message
+            // tells them apart, and a head over MAX_HEADER_SIZE is by far the common case.
+            return Some(if error.to_string().contains("URI too long") {
+                GateError::UriTooLong
+            } else {
+                GateError::HeaderTooLarge
+            });
+        }
+        Some(GateError::MalformedRequest)
     }
 
     /// The access log's and the refusal metric's `reason`: stable, snake_case, one per variant.
@@ -74,15 +107,21 @@ impl GateError {
             GateError::UpstreamTimeout => "upstream_timeout",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
+            GateError::MalformedRequest => "malformed_request",
+            GateError::HeaderTooLarge => "header_too_large",
+            GateError::UriTooLong => "uri_too_long",
         }
     }
 
     /// The JSON body's `error`, in the OAuth style of the gate's other errors.
     fn code(self) -> &'static str {
         match self {
-            GateError::AmbiguousFraming | GateError::MalformedTarget | GateError::MalformedBody => {
-                "invalid_request"
-            }
+            GateError::AmbiguousFraming
+            | GateError::MalformedTarget
+            | GateError::MalformedBody
+            | GateError::MalformedRequest => "invalid_request",
+            GateError::HeaderTooLarge => "header_too_large",
+            GateError::UriTooLong => "uri_too_long",
             GateError::ForbiddenOrigin => "forbidden_origin",
             GateError::BodyTooLarge => "request_too_large",
             GateError::UpstreamUnreachable => "bad_gateway",
@@ -149,7 +188,7 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 9] = [
+    const ALL: [GateError; 12] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
@@ -159,6 +198,9 @@ mod tests {
         GateError::UpstreamTimeout,
         GateError::MetadataMethodNotAllowed,
         GateError::MetricsNotFound,
+        GateError::MalformedRequest,
+        GateError::HeaderTooLarge,
+        GateError::UriTooLong,
     ];
 
     #[test]
@@ -184,6 +226,12 @@ mod tests {
             assert_eq!(h1.headers().contains_key(CONNECTION), expect, "{e:?}");
             assert!(!h2.headers().contains_key(CONNECTION), "{e:?}");
         }
+    }
+
+    #[test]
+    fn errors_that_are_not_hyper_parse_errors_were_not_answered_by_hyper() {
+        let io = std::io::Error::other("reset");
+        assert_eq!(GateError::answered_by_hyper(&io), None);
     }
 
     #[test]

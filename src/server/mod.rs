@@ -1,17 +1,19 @@
 //! The listener: accepting connections within their caps and timeouts, and shutting down gracefully.
 //!
 //! ```text
-//! accept (MAX_CONNECTIONS) ─► [TLS handshake] ─► connection::drive (first request, idle, drain)
+//! accept (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP) ─► [TLS handshake] ─► connection::drive (first request, idle, drain)
 //!                                                   └─ each request ─► gate::Gate::handle
 //! ```
 //! [`gate`] is the path of one request; [`connection`] drives one connection; [`shutdown`] is the
 //! drain-then-stop sequence; [`admin`] serves `/metrics` on its own listener; [`tls`] terminates
-//! TLS with certificate reload; [`activity`] tracks what a connection has in flight.
+//! TLS with certificate reload; [`activity`] tracks what a connection has in flight and whether
+//! its client takes its responses; [`per_address`] caps the connections of one client address.
 
 pub(crate) mod activity;
 pub(crate) mod admin;
 pub(crate) mod connection;
 pub mod gate;
+pub(crate) mod per_address;
 pub(crate) mod shutdown;
 pub(crate) mod tls;
 
@@ -27,9 +29,12 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::http::access_log::log_refused_head;
+use crate::http::error::GateError;
 use activity::{Activity, Tracked};
-use connection::{drive, ConnectionLimits};
+use connection::{drive, ConnectionLimits, Ended};
 use gate::Gate;
+use per_address::AddressCaps;
 use shutdown::Shutdown;
 use tls::Tls;
 
@@ -82,9 +87,11 @@ pub async fn serve(
         None => None,
     };
 
+    let per_address = config.max_connections_per_ip.map(AddressCaps::new);
     let limits = ConnectionLimits {
         first_request: config.header_read_timeout,
         idle: config.idle_timeout,
+        send: config.send_timeout,
     };
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -114,8 +121,25 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Over its client's cap, a connection is closed before a byte is read: it has asked for
+        // nothing yet, so there is nothing to answer. (Peers exempt from the cap, such as a trusted
+        // front proxy, take the `None` arm: add `if !exempt(client.ip())` to the `Some` arm.)
+        let address_slot = match &per_address {
+            Some(caps) => match caps.try_acquire(client.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!(
+                        client_ip = %client.ip(),
+                        "connection closed: the client already holds MAX_CONNECTIONS_PER_IP connections"
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();
+        let metrics = gate.metrics().clone();
         let activity = Activity::default();
         let tracker = activity.clone();
         let service = service_fn(move |request| {
@@ -131,13 +155,14 @@ pub async fn serve(
         let signals = signals.connection();
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             let stopped = signals.stopped();
             let connection = async move {
                 let draining = signals.draining.clone();
-                match tls {
+                let ended = match tls {
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        drive(conn, &activity, limits, draining).await;
+                        drive(conn, &activity, limits, draining).await
                     }
                     Some(tls) => {
                         // The handshake is bounded like the header read: a silent client is cut off.
@@ -148,9 +173,10 @@ pub async fn serve(
                         .await;
                         let Ok(Ok(stream)) = accepted else { return };
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        drive(conn, &activity, limits, draining).await;
+                        drive(conn, &activity, limits, draining).await
                     }
-                }
+                };
+                report(ended, client.ip(), &metrics);
                 // Held until here: the drain waits for this connection.
                 drop(signals);
             };
@@ -167,6 +193,24 @@ pub async fn serve(
         let _ = refresher.await;
     }
     Ok(())
+}
+
+/// Writes what a connection's end says that no request's access-log line has said: the refusal
+/// hyper sent on its own, or that the client stopped taking its responses.
+fn report(ended: Ended, client_ip: std::net::IpAddr, metrics: &crate::metrics::Metrics) {
+    match ended {
+        Ended::Served(Err(error)) => match GateError::answered_by_hyper(&*error) {
+            Some(refused) => log_refused_head(client_ip, refused, metrics),
+            None => {
+                tracing::debug!(client_ip = %client_ip, error = %error, "connection ended with an error")
+            }
+        },
+        Ended::Stalled => tracing::info!(
+            client_ip = %client_ip,
+            "connection closed: the client took none of its response for SEND_TIMEOUT"
+        ),
+        Ended::Served(Ok(())) | Ended::CutOff => {}
+    }
 }
 
 /// HTTP/1.1 and HTTP/2 (prior knowledge) with bounds on the header block and the time to send it.

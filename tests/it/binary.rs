@@ -253,6 +253,132 @@ async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
     );
 }
 
+/// The keys of every access-log line, the Go mcp-gate's schema: a pipeline may rely on each being
+/// there, empty when not known.
+const ACCESS_KEYS: [&str; 14] = [
+    "ts",
+    "level",
+    "msg",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "client_ip",
+    "user_agent",
+    "sub",
+    "client_id",
+    "iss",
+    "reason",
+    "complete",
+];
+
+#[tokio::test]
+async fn every_response_is_one_access_log_line_with_the_same_keys_even_refusals_hyper_sends() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let port = free_addr().port();
+    let metrics = free_addr();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("METRICS_ADDR", metrics.to_string())
+        .env("MAX_HEADER_SIZE", "16KiB")
+        .env("UPSTREAM_URL", upstream.url())
+        .env("RESOURCE_URI", format!("http://127.0.0.1:{port}/mcp"))
+        .env("AUTHORIZATION_SERVER", &idp.issuer)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = stdout_lines(&mut child);
+    wait_ready_on(port).await;
+    let gate = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let wait = Duration::from_secs(3);
+
+    // No User-Agent, no token: the gate's own 401.
+    let a = raw(
+        gate,
+        b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        wait,
+    )
+    .await;
+    assert_eq!(a.status(), Some(401), "{}", a.text());
+    // A request target with a control character: hyper's own 400.
+    let a = raw(gate, b"GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", wait).await;
+    assert_eq!(a.status(), Some(400), "{}", a.text());
+    // A header block over MAX_HEADER_SIZE: hyper's own 431.
+    let big = format!(
+        "GET /mcp HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    let a = raw(gate, big.as_bytes(), wait).await;
+    assert_eq!(a.status(), Some(431), "{}", a.text());
+
+    // Counted like the gate's own refusals (the line is written as the connection ends, which the
+    // client may see a moment earlier).
+    let wanted = [
+        "mcp_gate_requests_total{status=\"400\",outcome=\"refused\"} 1",
+        "mcp_gate_requests_total{status=\"431\",outcome=\"refused\"} 1",
+        "mcp_gate_refusals_total{reason=\"malformed_request\"} 1",
+        "mcp_gate_refusals_total{reason=\"header_too_large\"} 1",
+    ];
+    let mut scraped = String::new();
+    for _ in 0..40 {
+        let m = get(&format!("http://{metrics}/metrics"), &[]).await;
+        scraped = String::from_utf8_lossy(&m.body).into_owned();
+        if wanted.iter().all(|w| scraped.contains(w)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for w in wanted {
+        assert!(scraped.contains(w), "{w} in\n{scraped}");
+    }
+
+    sigterm(child.id());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let access: Vec<Value> = rx
+        .try_iter()
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .filter(|v| v["msg"] == "request")
+        .collect();
+    for line in &access {
+        let mut keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        let mut expected = ACCESS_KEYS.to_vec();
+        expected.sort();
+        assert_eq!(keys, expected, "{line}");
+    }
+    let by_status =
+        |status: u64| -> Vec<&Value> { access.iter().filter(|v| v["status"] == status).collect() };
+    let [unauthorized] = by_status(401)[..] else {
+        panic!("one 401 line: {access:?}")
+    };
+    assert_eq!(
+        unauthorized["user_agent"], "",
+        "absent User-Agent is an empty string"
+    );
+    assert_eq!(unauthorized["sub"], "");
+    assert_eq!(unauthorized["reason"], "missing_token");
+    for (status, reason) in [(400, "malformed_request"), (431, "header_too_large")] {
+        let [line] = by_status(status)[..] else {
+            panic!("one {status} line: {access:?}")
+        };
+        assert_eq!(line["reason"], reason, "{line}");
+        assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+        assert_eq!(line["method"], "", "{line}");
+        assert_eq!(line["path"], "", "{line}");
+    }
+}
+
 /// Sends SIGTERM via the `kill` command (no libc dependency needed for one signal).
 fn sigterm(pid: u32) {
     let status = Command::new("kill")

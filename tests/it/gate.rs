@@ -57,7 +57,8 @@ async fn metadata_is_served_at_root_and_path_inserted_without_auth() {
 }
 
 #[tokio::test]
-async fn request_without_token_gets_401_with_a_single_challenge_and_never_reaches_upstream() {
+async fn request_without_token_gets_401_with_a_single_challenge_no_error_code_and_never_reaches_upstream(
+) {
     let s = stack(&[("REQUIRED_SCOPES", "mcp:tools mcp:read")]).await;
     for method in [Method::POST, Method::GET, Method::DELETE, Method::PUT] {
         let a = send(method.clone(), &s.gate.resource(), &[], "{}").await;
@@ -70,7 +71,10 @@ async fn request_without_token_gets_401_with_a_single_challenge_and_never_reache
         );
         assert_eq!(challenges[0], expected.as_str());
         assert_eq!(a.header("content-type"), Some("application/json"));
-        assert!(a.json()["error"].is_string());
+        // The body agrees with the challenge: no error code without a token (RFC 6750 §3.1).
+        let body = a.json();
+        assert!(body.get("error").is_none(), "{method}: {body}");
+        assert_eq!(body["error_description"], "An access token is required");
     }
     // The advertised metadata URL answers.
     let a = post(&s.gate.resource(), &[], "{}").await;

@@ -8,6 +8,7 @@ mod support;
 mod attacks;
 mod binary;
 mod check;
+mod connection_limits;
 mod gate;
 mod http_abuse;
 mod idp_faults;
