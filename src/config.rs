@@ -210,6 +210,11 @@ pub const SETTINGS: &[Setting] = &[
         Some("10000"),
         "Most client connections served at once; further ones wait in the listen backlog",
     ),
+    s(
+        "TRUSTED_PROXIES",
+        None,
+        "Front proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-* and Forwarded headers are believed [default: none]",
+    ),
 ];
 
 /// A setting that cannot be used; the message names the variable, the value and what is expected.
@@ -301,6 +306,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Client connections served at once; the accept loop waits for a free slot beyond that.
     pub max_connections: usize,
+    /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Reads settings out of a map of variables, applying the table's defaults; empty values count as unset.
@@ -737,9 +744,37 @@ impl Config {
                     )
                 })?
             },
+            trusted_proxies: match v.get("TRUSTED_PROXIES") {
+                Some(raw) => parse_trusted_proxies(raw)?,
+                None => Vec::new(),
+            },
         };
         Ok((config, warnings))
     }
+}
+
+/// `TRUSTED_PROXIES`: networks in CIDR notation (`10.0.0.0/8`, `fd00::/8`) or single addresses
+/// (`127.0.0.1`, taken as /32 or /128), separated by commas or spaces. One bad entry refuses the
+/// whole setting: a typo must not quietly trust nobody, or the wrong network.
+fn parse_trusted_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    split_list(raw)
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "TRUSTED_PROXIES",
+                        raw,
+                        format!(
+                            "{entry:?} is not a CIDR or an IP address (e.g. 10.0.0.0/8,127.0.0.1/32)"
+                        ),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The certificate and key files of a TLS listener.
@@ -1088,6 +1123,31 @@ mod tests {
         assert_eq!(parse_size("MiB"), None);
         let (c, _) = Config::from_vars(&vars(&[("UPSTREAM_TIMEOUT", "1m30s")])).unwrap();
         assert_eq!(c.upstream_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_a_bad_entry_stops_start_up() {
+        let nets = |raw: &str| -> Vec<String> {
+            parse_trusted_proxies(raw)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            nets("10.0.0.0/8,127.0.0.1/32"),
+            ["10.0.0.0/8", "127.0.0.1/32"]
+        );
+        assert_eq!(nets("192.0.2.7 ::1"), ["192.0.2.7/32", "::1/128"]);
+        assert_eq!(nets("10.1.2.3/8"), ["10.0.0.0/8"]);
+        for bad in ["10.0.0.0/33", "10.0.0/8", "proxy.internal", "10.0.0.0/8,x"] {
+            let e = parse_trusted_proxies(bad).unwrap_err().to_string();
+            assert!(e.starts_with("TRUSTED_PROXIES="), "{bad}: {e}");
+        }
+        let (c, _) = Config::from_vars(&vars(&[])).unwrap();
+        assert!(c.trusted_proxies.is_empty(), "trusts nobody by default");
+        let e = Config::from_vars(&vars(&[("TRUSTED_PROXIES", "10.0.0.0/99")])).unwrap_err();
+        assert!(e.to_string().contains("TRUSTED_PROXIES"), "{e}");
     }
 
     #[test]
