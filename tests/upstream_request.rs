@@ -254,3 +254,76 @@ async fn a_trusted_proxys_forwarded_headers_are_kept_and_appended_to() {
     assert_eq!(h["x-real-ip"], "6.6.6.6");
     assert_eq!(h["forwarded"], "for=6.6.6.6;proto=https;host=evil.example");
 }
+
+/// Sends one HTTP/2 request built by hand (no body) on a fresh connection and returns its status.
+async fn h2_status(gate: SocketAddr, request: http::Request<()>) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(gate).await.unwrap();
+    let (mut send, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let (response, _) = send.send_request(request, true).unwrap();
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("an answer within 5 s")
+        .expect("an HTTP/2 response, not a reset");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn http2_connect_and_asterisk_paths_are_never_forwarded() {
+    let s = stack(&[]).await;
+    let token = bearer(&s.token());
+    let request = |method: http::Method, uri: http::Uri| {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", &token)
+            .body(())
+            .unwrap()
+    };
+    let star = || {
+        http::Uri::builder()
+            .scheme("http")
+            .authority(s.gate.addr.to_string())
+            .path_and_query("*")
+            .build()
+            .unwrap()
+    };
+    let connect: http::Uri = s.upstream.addr.to_string().parse().unwrap();
+    assert_eq!(
+        h2_status(s.gate.addr, request(http::Method::CONNECT, connect)).await,
+        501
+    );
+    assert_eq!(
+        h2_status(s.gate.addr, request(http::Method::GET, star())).await,
+        400
+    );
+    assert_eq!(
+        h2_status(s.gate.addr, request(http::Method::OPTIONS, star())).await,
+        200
+    );
+    assert_eq!(s.upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn http2_authority_is_the_forwarded_host_and_a_contradicting_host_is_400() {
+    let s = stack(&[]).await;
+    let token = bearer(&s.token());
+    let request = |host: Option<&str>| {
+        let mut r =
+            http::Request::post("http://mcp.example:8443/mcp").header("authorization", &token);
+        if let Some(host) = host {
+            r = r.header("host", host);
+        }
+        r.body(()).unwrap()
+    };
+    assert_eq!(h2_status(s.gate.addr, request(None)).await, 200);
+    assert_eq!(
+        s.upstream.seen()[0].headers["x-forwarded-host"],
+        "mcp.example:8443"
+    );
+    assert_eq!(
+        h2_status(s.gate.addr, request(Some("evil.example"))).await,
+        400
+    );
+    assert_eq!(s.upstream.count(), 1);
+}
