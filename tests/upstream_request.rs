@@ -327,3 +327,79 @@ async fn http2_authority_is_the_forwarded_host_and_a_contradicting_host_is_400()
     );
     assert_eq!(s.upstream.count(), 1);
 }
+
+/// A raw request from a chosen loopback address (all of 127.0.0.0/8 is local on Linux); returns
+/// the status line's code.
+async fn raw_from(from: &str, gate: SocketAddr, request: String) -> Option<u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(gate).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+}
+
+#[tokio::test]
+async fn the_access_log_names_the_client_behind_a_trusted_proxy_and_the_peer_otherwise() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let port = free_addr().port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gate"))
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("UPSTREAM_URL", upstream.url())
+        .env("RESOURCE_URI", &resource)
+        .env("AUTHORIZATION_SERVER", &idp.issuer)
+        .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = stdout_lines(&mut child);
+    wait_ready_on(port).await;
+    let gate: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = key.token(&claims(&idp.issuer, &resource));
+    let request = |client: &str| {
+        format!(
+            "GET /mcp?from={client} HTTP/1.1\r\nHost: {gate}\r\nAuthorization: Bearer {token}\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // From the trusted proxy: the right-most address it forwarded. From anyone else: the peer.
+    assert_eq!(
+        raw_from("127.0.0.1", gate, request("trusted")).await,
+        Some(200)
+    );
+    assert_eq!(
+        raw_from("127.0.0.2", gate, request("other")).await,
+        Some(200)
+    );
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let clients: Vec<String> = lines
+        .try_iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["msg"] == "request" && v["path"] == "/mcp")
+        .map(|v| v["client_ip"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(clients, ["203.0.113.9", "127.0.0.2"]);
+    // The upstream hears the same: a trusted proxy's list is appended to, anyone else's replaced.
+    let forwarded: Vec<_> = upstream
+        .seen()
+        .iter()
+        .map(|s| s.headers["x-forwarded-for"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(forwarded, ["6.6.6.6, 203.0.113.9, 127.0.0.1", "127.0.0.2"]);
+}
