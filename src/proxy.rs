@@ -2,9 +2,11 @@
 //!
 //! Bodies stream both ways, frame by frame, with no buffering and no idle timeout (an SSE stream lives
 //! as long as the upstream keeps it open); only the wait for the upstream's response headers is
-//! bounded. Hop-by-hop headers are dropped (RFC 9110 §7.6.1); `Host` becomes the upstream's authority
-//! (MCP SDK servers refuse a foreign `Host` with 421) and the original goes in `X-Forwarded-Host`;
-//! every other header, `Mcp-*` included, passes unchanged. The client's `Authorization` is removed
+//! bounded. The upstream URI is built from parts: the upstream's scheme and authority, and the request's
+//! path under `UPSTREAM_URL`'s base path ([`crate::http::target`]). Hop-by-hop headers are dropped
+//! (RFC 9110 §7.6.1); `Host` becomes the upstream's authority (MCP SDK servers refuse a foreign `Host`
+//! with 421); the forwarded headers say what the gate saw ([`crate::http::forwarded`]); every other
+//! header, `Mcp-*` included, passes unchanged. The client's `Authorization` is removed
 //! unless `FORWARD_TOKEN=true`: MCP forbids token passthrough. Dropping the client's response (a
 //! hang-up) drops the upstream request with it.
 
@@ -12,7 +14,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Uri, Version};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -22,10 +25,9 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::http::body::ResponseBody;
 use crate::http::error::GateError;
+use crate::http::forwarded::{self, TrustedProxies};
+use crate::http::target;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -33,13 +35,16 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Forwards accepted requests to one upstream.
 pub struct Proxy {
     client: Client<HttpsConnector<HttpConnector>, Limited<Incoming>>,
-    /// `scheme://authority/base-path` without a trailing slash; the request's path is appended.
-    base: String,
-    /// The upstream's scheme and authority when it has no base path: then the request's own
-    /// path-and-query is reused as is, without building a new URI string for every request.
-    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
+    /// The upstream's scheme and authority: every upstream URI is built from these parts and the
+    /// request's path-and-query, never by concatenating strings, so no target can change them.
+    scheme: Scheme,
+    authority: Authority,
+    /// `UPSTREAM_URL`'s path without a trailing slash (empty for none); no request path leaves it.
+    base_path: String,
     /// The upstream's authority, sent as `Host`.
     host: HeaderValue,
+    /// Whose forwarded headers are believed.
+    trusted_proxies: TrustedProxies,
     forward_token: bool,
     timeout: Duration,
     max_body: u64,
@@ -52,6 +57,7 @@ pub struct ProxySettings {
     /// Time allowed for the upstream's response headers.
     pub timeout: Duration,
     pub max_body: u64,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Proxy {
@@ -61,29 +67,24 @@ impl Proxy {
             Some(port) => format!("{}:{port}", upstream.host_str().unwrap_or_default()),
             None => upstream.host_str().unwrap_or_default().to_string(),
         };
-        let base = format!(
-            "{}://{}{}",
-            upstream.scheme(),
-            authority,
-            upstream.path().trim_end_matches('/')
-        );
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(crate::http::client::https_connector(
                 settings.timeout.min(Duration::from_secs(10)),
             ));
-        let origin = if upstream.path().trim_end_matches('/').is_empty() {
-            let origin: Uri = base.parse().expect("the upstream URL is a valid URI");
-            origin.scheme().cloned().zip(origin.authority().cloned())
-        } else {
-            None
-        };
         Proxy {
             client,
-            origin,
-            base,
+            scheme: upstream
+                .scheme()
+                .parse()
+                .expect("the configuration admits only http and https"),
+            authority: authority
+                .parse()
+                .expect("a URL's host and port are a valid authority"),
+            base_path: upstream.path().trim_end_matches('/').to_string(),
             host: HeaderValue::from_str(&authority)
                 .expect("a URL authority is a valid header value"),
+            trusted_proxies: settings.trusted_proxies,
             forward_token: settings.forward_token,
             timeout: settings.timeout,
             max_body: settings.max_body,
@@ -91,7 +92,8 @@ impl Proxy {
     }
 
     /// Sends `request` upstream and returns its response, or why the gate answers itself
-    /// (413, 400, 502, 504).
+    /// (413, 400, 502, 504). The request's target has been classified as forwardable
+    /// ([`crate::http::target::classify`]).
     pub async fn forward(
         &self,
         request: Request<Incoming>,
@@ -109,31 +111,17 @@ impl Proxy {
             return Err(GateError::BodyTooLarge);
         }
 
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let joined = match (&self.origin, parts.uri.path_and_query()) {
-            (Some((scheme, authority)), Some(pq)) if pq.as_str().starts_with('/') => Uri::builder()
-                .scheme(scheme.clone())
-                .authority(authority.clone())
-                .path_and_query(pq.clone())
-                .build()
-                .ok(),
-            _ => None,
+        let path_and_query = match parts.uri.path_and_query() {
+            Some(pq) => target::upstream_path(&self.base_path, pq)?.into_owned(),
+            None => return Err(GateError::MalformedTarget),
         };
-        let uri: Uri =
-            match joined.map_or_else(|| format!("{}{}", self.base, path_and_query).parse(), Ok) {
-                Ok(u) => u,
-                Err(_) => return Err(GateError::MalformedTarget),
-            };
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| GateError::MalformedTarget)?;
+        let original_host = target::original_host(&parts.uri, &parts.headers);
 
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
@@ -142,17 +130,14 @@ impl Proxy {
         }
         headers.remove(header::PROXY_AUTHORIZATION);
         headers.insert(header::HOST, self.host.clone());
-        match original_host {
-            Some(h) => headers.insert(X_FORWARDED_HOST.clone(), h),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
-        append_forwarded_for(headers, client);
-        if !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(
-                X_FORWARDED_PROTO.clone(),
-                HeaderValue::from_static(if tls { "https" } else { "http" }),
-            );
-        }
+        self.trusted_proxies.apply(
+            headers,
+            forwarded::Seen {
+                peer: client.ip(),
+                proto: if tls { "https" } else { "http" },
+                host: original_host,
+            },
+        );
         parts.uri = uri;
         // The upstream leg is HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
@@ -180,7 +165,20 @@ impl Proxy {
             Ok(Ok(r)) => r,
         };
 
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The gate strips `Upgrade` from every request, so a 101 answers a question nobody
+            // asked: relaying it would hand the client a raw connection to the upstream.
+            tracing::warn!(
+                "upstream answered 101 Switching Protocols to a request without Upgrade"
+            );
+            return Err(GateError::UpstreamBadResponse);
+        }
         let (mut parts, body) = response.into_parts();
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and the body is re-framed
+            // on the way out; a length kept beside it would truncate what the client receives.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         let is_event_stream = parts
             .headers
@@ -250,17 +248,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip().to_string();
-    let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,15 +275,5 @@ mod tests {
         let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, vec!["mcp-protocol-version", "mcp-session-id"]);
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_client() {
-        let mut h = HeaderMap::new();
-        let addr: SocketAddr = "10.0.0.7:5555".parse().unwrap();
-        append_forwarded_for(&mut h, addr);
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7");
-        append_forwarded_for(&mut h, addr);
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.7, 10.0.0.7");
     }
 }

@@ -116,6 +116,8 @@ pub struct Config {
     pub max_connections_per_ip: Option<usize>,
     /// How long a response may have bytes ready that the client does not take.
     pub send_timeout: Duration,
+    /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -190,6 +192,7 @@ impl Config {
             max_connections: limits::max_connections(&v)?,
             max_connections_per_ip: limits::max_connections_per_ip(&v)?,
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
+            trusted_proxies: parse::trusted_proxies(&v)?,
         };
         Ok((config, warnings))
     }

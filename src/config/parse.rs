@@ -155,6 +155,34 @@ fn without_userinfo(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// `TRUSTED_PROXIES`: networks in CIDR notation (`10.0.0.0/8`, `fd00::/8`) or single addresses
+/// (`127.0.0.1`, taken as /32 or /128), separated by commas or spaces. One bad entry refuses the
+/// whole setting: a typo must not quietly trust nobody, or the wrong network.
+pub(super) fn trusted_proxies(v: &Vars) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    const VAR: Var = Var::TRUSTED_PROXIES;
+    let Some(raw) = v.get(VAR) else {
+        return Ok(Vec::new());
+    };
+    split_list(raw)
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .map(|net| net.trunc())
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        VAR,
+                        raw,
+                        format!(
+                            "{entry:?} is not a CIDR or an IP address (e.g. 10.0.0.0/8,127.0.0.1/32)"
+                        ),
+                    )
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -213,5 +241,36 @@ mod tests {
         assert!(e.contains("without user name or password"), "{e}");
         assert!(e.contains("http://***@upstream:3000"), "{e}");
         assert!(upstream_of("http://upstream:3000/base").is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_a_bad_entry_stops_start_up() {
+        let parsed = |raw: &str| {
+            let m =
+                std::collections::HashMap::from([("TRUSTED_PROXIES".to_string(), raw.to_string())]);
+            trusted_proxies(&Vars::new(&m))
+        };
+        let nets = |raw: &str| -> Vec<String> {
+            parsed(raw)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            nets("10.0.0.0/8,127.0.0.1/32"),
+            ["10.0.0.0/8", "127.0.0.1/32"]
+        );
+        assert_eq!(nets("192.0.2.7 ::1"), ["192.0.2.7/32", "::1/128"]);
+        assert_eq!(nets("10.1.2.3/8"), ["10.0.0.0/8"]);
+        for bad in ["10.0.0.0/33", "10.0.0/8", "proxy.internal", "10.0.0.0/8,x"] {
+            let e = parsed(bad).unwrap_err().to_string();
+            assert!(e.starts_with("TRUSTED_PROXIES="), "{bad}: {e}");
+        }
+        let empty = std::collections::HashMap::new();
+        assert!(
+            trusted_proxies(&Vars::new(&empty)).unwrap().is_empty(),
+            "trusts nobody by default"
+        );
     }
 }

@@ -174,6 +174,10 @@ pub const SETTINGS: &[Setting] = &[
         Some("30s"),
         "Time a response may wait for the client to take its next bytes before the connection is closed (a quiet stream with nothing to send is not affected)",
     ),
+    s(Var::TRUSTED_PROXIES,
+        None,
+        "Front proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-* and Forwarded headers are believed [default: none]",
+    ),
 ];
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ vars!(
     MAX_CONNECTIONS,
     MAX_CONNECTIONS_PER_IP,
     SEND_TIMEOUT,
+    TRUSTED_PROXIES,
 );
 
 impl Var {

@@ -23,9 +23,17 @@ pub enum GateError {
     /// A browser `Origin` not in `CORS_ALLOWED_ORIGINS`.
     #[error("requests from this origin are not allowed")]
     ForbiddenOrigin,
-    /// A request target the gate cannot turn into an upstream URI.
+    /// A request target the gate cannot turn into an upstream URI: `*` with a method other than
+    /// OPTIONS (RFC 9112 §3.2.4), an encoded slash in the path.
     #[error("the request target is malformed")]
     MalformedTarget,
+    /// No `Host` on HTTP/1.1, more than one, an invalid one, or one that contradicts HTTP/2's
+    /// `:authority` (RFC 9112 §3.2, RFC 9113 §8.3.1).
+    #[error("the request must carry exactly one valid Host header")]
+    BadHost,
+    /// CONNECT asks for a tunnel the gate could not inspect; it is never forwarded.
+    #[error("the CONNECT method is not supported")]
+    ConnectNotSupported,
     /// The client's body broke off or had bad chunk framing.
     #[error("the request body is malformed or incomplete")]
     MalformedBody,
@@ -35,6 +43,10 @@ pub enum GateError {
     /// The upstream could not be reached or broke the exchange.
     #[error("the upstream MCP server could not be reached")]
     UpstreamUnreachable,
+    /// The upstream answered with something the gate cannot relay: a `101 Switching Protocols` to a
+    /// request that asked for no upgrade (the gate never forwards one).
+    #[error("the upstream MCP server sent a response the gate cannot relay")]
+    UpstreamBadResponse,
     /// The upstream sent no response headers within `UPSTREAM_TIMEOUT`.
     #[error("the upstream MCP server did not answer within UPSTREAM_TIMEOUT")]
     UpstreamTimeout,
@@ -60,12 +72,16 @@ impl GateError {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            GateError::AmbiguousFraming | GateError::MalformedTarget | GateError::MalformedBody => {
-                StatusCode::BAD_REQUEST
-            }
+            GateError::AmbiguousFraming
+            | GateError::MalformedTarget
+            | GateError::BadHost
+            | GateError::MalformedBody => StatusCode::BAD_REQUEST,
+            GateError::ConnectNotSupported => StatusCode::NOT_IMPLEMENTED,
             GateError::ForbiddenOrigin => StatusCode::FORBIDDEN,
             GateError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            GateError::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            GateError::UpstreamUnreachable | GateError::UpstreamBadResponse => {
+                StatusCode::BAD_GATEWAY
+            }
             GateError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GateError::MetadataMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GateError::MetricsNotFound => StatusCode::NOT_FOUND,
@@ -101,9 +117,12 @@ impl GateError {
             GateError::AmbiguousFraming => "ambiguous_framing",
             GateError::ForbiddenOrigin => "forbidden_origin",
             GateError::MalformedTarget => "malformed_target",
+            GateError::BadHost => "bad_host",
+            GateError::ConnectNotSupported => "connect_not_supported",
             GateError::MalformedBody => "malformed_body",
             GateError::BodyTooLarge => "request_too_large",
             GateError::UpstreamUnreachable => "upstream_unreachable",
+            GateError::UpstreamBadResponse => "upstream_bad_response",
             GateError::UpstreamTimeout => "upstream_timeout",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
@@ -119,12 +138,14 @@ impl GateError {
             GateError::AmbiguousFraming
             | GateError::MalformedTarget
             | GateError::MalformedBody
-            | GateError::MalformedRequest => "invalid_request",
+            | GateError::MalformedRequest
+            | GateError::BadHost => "invalid_request",
             GateError::HeaderTooLarge => "header_too_large",
             GateError::UriTooLong => "uri_too_long",
+            GateError::ConnectNotSupported => "not_implemented",
             GateError::ForbiddenOrigin => "forbidden_origin",
             GateError::BodyTooLarge => "request_too_large",
-            GateError::UpstreamUnreachable => "bad_gateway",
+            GateError::UpstreamUnreachable | GateError::UpstreamBadResponse => "bad_gateway",
             GateError::UpstreamTimeout => "gateway_timeout",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
@@ -135,7 +156,9 @@ impl GateError {
     pub fn is_upstream(self) -> bool {
         matches!(
             self,
-            GateError::UpstreamUnreachable | GateError::UpstreamTimeout
+            GateError::UpstreamUnreachable
+                | GateError::UpstreamBadResponse
+                | GateError::UpstreamTimeout
         )
     }
 
@@ -188,10 +211,13 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 12] = [
+    const ALL: [GateError; 15] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
+        GateError::BadHost,
+        GateError::ConnectNotSupported,
+        GateError::UpstreamBadResponse,
         GateError::MalformedBody,
         GateError::BodyTooLarge,
         GateError::UpstreamUnreachable,
@@ -238,7 +264,9 @@ mod tests {
     fn upstream_errors_are_502_and_504() {
         assert_eq!(GateError::UpstreamUnreachable.status(), 502);
         assert_eq!(GateError::UpstreamTimeout.status(), 504);
+        assert_eq!(GateError::UpstreamBadResponse.status(), 502);
         assert!(GateError::UpstreamTimeout.is_upstream());
+        assert!(GateError::UpstreamBadResponse.is_upstream());
         assert!(!GateError::BodyTooLarge.is_upstream());
     }
 }

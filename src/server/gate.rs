@@ -1,12 +1,13 @@
 //! The path of one request: public routes, framing and origin policy, authentication, proxy.
 //!
 //! ```text
-//! request ─► ambiguous framing ─► 400 (GateError)
+//! request ─► ambiguous framing, bad Host ─► 400 (GateError)
 //!          ├ metadata paths ─► RFC 9728 document (public)
 //!          ├ health paths   ─► /healthz, /readyz (public)
 //!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
 //!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
-//!                         └─ accepted ─► proxy ─► upstream (streamed), or a GateError (413/502/504)
+//!                         └─ accepted ─┬─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
+//!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -27,8 +28,10 @@ use crate::http::access_log::{AccessRecord, LoggedBody};
 use crate::http::body::ResponseBody;
 use crate::http::cors::{Cors, OriginCheck};
 use crate::http::error::GateError;
+use crate::http::forwarded::TrustedProxies;
 use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
+use crate::http::target::{self, Target};
 use crate::metrics::{Metrics, Outcome};
 use crate::proxy::{Proxy, ProxySettings};
 
@@ -44,6 +47,8 @@ pub struct Gate {
     metrics: Arc<Metrics>,
     /// Whether clients reach the gate over TLS it terminates (for `X-Forwarded-Proto`).
     tls: bool,
+    /// Whose `X-Forwarded-For` names the client in the access log.
+    trusted_proxies: TrustedProxies,
 }
 
 impl Gate {
@@ -91,6 +96,7 @@ impl Gate {
                 forward_token: config.forward_token,
                 timeout: config.upstream_timeout,
                 max_body: config.max_request_body,
+                trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             }),
             cors: Cors::new(
                 &config.cors_allowed_origins,
@@ -100,6 +106,7 @@ impl Gate {
             ready_path: config.ready_path.clone(),
             metrics,
             tls: config.tls.is_some(),
+            trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         }
     }
 
@@ -132,7 +139,8 @@ impl Gate {
         let mut record = AccessRecord::new(
             request.method().clone(),
             request.uri().clone(),
-            client.ip(),
+            self.trusted_proxies
+                .client_ip(client.ip(), request.headers()),
             request.headers().get(USER_AGENT).cloned(),
         );
         let response = self.route(request, client, &mut record).await;
@@ -160,6 +168,9 @@ impl Gate {
         if let Some(why) = ambiguous_framing(request.headers()) {
             tracing::debug!(why, "refusing a request whose body framing is ambiguous");
             return record.fail(GateError::AmbiguousFraming, version);
+        }
+        if let Err(e) = target::check_host(version, request.uri(), request.headers()) {
+            return record.fail(e, version);
         }
         let path = request.uri().path();
         if self.metadata.serves(path) {
@@ -209,6 +220,12 @@ impl Gate {
                     // localhost-only rule to `Origin` and would refuse every browser request.
                     request.headers_mut().remove(ORIGIN);
                 }
+                // Checked after authentication, so every target gets the same 401 without a token.
+                match target::classify(request.method(), request.uri()) {
+                    Err(e) => return record.fail(e, version),
+                    Ok(Target::ServerOptions) => return server_options(),
+                    Ok(Target::Forward) => {}
+                }
                 record.outcome = Outcome::Allowed;
                 let started = Instant::now();
                 let response = self.proxy.forward(request, client, self.tls).await;
@@ -225,6 +242,17 @@ impl Gate {
 
 fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
+}
+
+/// `OPTIONS *` (RFC 9110 §9.3.7): what the server as a whole supports, answered by the gate itself.
+/// Asked with a valid token only, like every path the gate does not serve publicly.
+fn server_options() -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::from(Bytes::new()));
+    response.headers_mut().insert(
+        ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    response
 }
 
 fn status_json(status: StatusCode, body: &'static str) -> Response<ResponseBody> {

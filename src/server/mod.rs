@@ -31,6 +31,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::http::access_log::log_refused_head;
 use crate::http::error::GateError;
+use crate::http::forwarded::TrustedProxies;
 use activity::{Activity, Tracked};
 use connection::{drive, ConnectionLimits, Ended};
 use gate::Gate;
@@ -88,6 +89,7 @@ pub async fn serve(
     };
 
     let per_address = config.max_connections_per_ip.map(AddressCaps::new);
+    let trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
     let limits = ConnectionLimits {
         first_request: config.header_read_timeout,
         idle: config.idle_timeout,
@@ -122,20 +124,22 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         // Over its client's cap, a connection is closed before a byte is read: it has asked for
-        // nothing yet, so there is nothing to answer. (Peers exempt from the cap, such as a trusted
-        // front proxy, take the `None` arm: add `if !exempt(client.ip())` to the `Some` arm.)
+        // nothing yet, so there is nothing to answer. A trusted front proxy carries many clients'
+        // connections from one address, so it is exempt.
         let address_slot = match &per_address {
-            Some(caps) => match caps.try_acquire(client.ip()) {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::warn!(
-                        client_ip = %client.ip(),
-                        "connection closed: the client already holds MAX_CONNECTIONS_PER_IP connections"
-                    );
-                    continue;
+            Some(caps) if !trusted_proxies.trusts(client.ip()) => {
+                match caps.try_acquire(client.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::warn!(
+                            client_ip = %client.ip(),
+                            "connection closed: the client already holds MAX_CONNECTIONS_PER_IP connections"
+                        );
+                        continue;
+                    }
                 }
-            },
-            None => None,
+            }
+            _ => None,
         };
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();

@@ -184,3 +184,24 @@ async fn one_address_cannot_hold_more_than_max_connections_per_ip() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_trusted_front_proxy_is_not_held_to_max_connections_per_ip() {
+    let s = stack(&[
+        ("MAX_CONNECTIONS_PER_IP", "1"),
+        ("MAX_CONNECTIONS", "10"),
+        ("TRUSTED_PROXIES", "127.0.0.3/32"),
+    ])
+    .await;
+    let wait = Duration::from_secs(3);
+    let mut held = Vec::new();
+    for n in 0..3 {
+        let (c, served) = health_from([127, 0, 0, 3], s.gate.addr, wait).await;
+        assert!(served, "connection {n} from the trusted proxy was refused");
+        held.push(c);
+    }
+    let (_first, served) = health_from([127, 0, 0, 4], s.gate.addr, wait).await;
+    assert!(served);
+    let (_second, served) = health_from([127, 0, 0, 4], s.gate.addr, wait).await;
+    assert!(!served, "an untrusted address is still capped");
+}

@@ -16,3 +16,4 @@ mod issuers;
 mod metrics;
 mod properties;
 mod tls;
+mod upstream_request;
