@@ -1,10 +1,8 @@
 //! The JWKS cache: the authorization server's signing keys (RFC 7517 §5), kept fresh in the background.
 //!
 //! - Requests read the current [`KeySet`] lock-free (`arc-swap`); only refreshes write it.
-//! - A background task refreshes every `JWKS_REFRESH_INTERVAL`, with jitter, and retries with backoff
-//!   while no keys are loaded. The response's `Cache-Control: max-age` may shorten the interval, but
-//!   never below [`MAX_AGE_FLOOR`]; `no-store`, `no-cache` and `max-age=0` carry no caching hint and
-//!   leave the configured interval alone ([`scheduled_interval`]).
+//! - A background task refreshes every `JWKS_REFRESH_INTERVAL` (a `max-age` may shorten it, never
+//!   below [`MAX_AGE_FLOOR`]), with jitter, and retries with backoff while the IdP fails.
 //! - A request may trigger a fetch in two cases only, each single-flight (concurrent requests share one
 //!   fetch, so a flood of random `kid`s cannot make the gate hammer the IdP) and bounded in time:
 //!   - no key set has loaded yet: the request waits for the next allowed attempt (at most one per
@@ -16,7 +14,9 @@
 //!   refresh installs a new set when any key's identity changed: `kid`, material, or the algorithms
 //!   it is bound to (see [`super::keys::Key::fingerprint`]).
 //!
-//! The pacing runs on tokio's clock, so its tests use the paused clock instead of sleeping.
+//! When a fetch may happen is decided by the pure functions in `key_cache/schedule.rs`; this module
+//! performs the fetches and holds their state. Both run on tokio's clock, so the tests use the paused
+//! clock instead of sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +30,13 @@ use super::discovery;
 use super::fetch::{DocumentSource, Fetcher};
 use super::keys::{parse_jwks, Alg, KeySet};
 use crate::metrics::Metrics;
+
+mod schedule;
+#[cfg(test)]
+mod scripted_idp;
+
+use schedule::{failure_backoff, first_load_wait, jitter, kid_budget_allows};
+pub use schedule::{scheduled_interval, FIRST_LOAD_MIN_GAP, MAX_AGE_FLOOR};
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]
@@ -85,17 +92,8 @@ struct Flight {
     jwks_uri: Option<String>,
 }
 
-/// How often a request may trigger a fetch while no keys have ever loaded.
-pub const FIRST_LOAD_MIN_GAP: Duration = Duration::from_secs(1);
-/// The shortest refresh interval a `Cache-Control: max-age` can ask for. An unknown `kid` is fetched
-/// on first use anyway, so a shorter hint would only speed up noticing a *removed* key, at the cost
-/// of one fetch per replica per hint (an IdP sending `max-age=1` would see every gate poll it every
-/// second); a minute keeps that load negligible while a removed key stops within a minute.
-pub const MAX_AGE_FLOOR: Duration = Duration::from_secs(60);
 /// Slack on top of the fetch timeout for queueing on the single-flight lock.
 const LOCK_SLACK: Duration = Duration::from_millis(250);
-/// The longest gap between retries while the IdP is failing.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Numbers the installed key sets (see [`KeySet::generation`]) across every cache in the process,
 /// so that a generation names one key set of one issuer.
@@ -315,7 +313,7 @@ impl<S: DocumentSource> KeyCache<S> {
             }
             Err(e) => {
                 *failures = failures.saturating_add(1);
-                let backoff = Duration::from_secs(1 << (*failures - 1).min(5)).min(MAX_BACKOFF);
+                let backoff = failure_backoff(*failures);
                 if self.is_ready() {
                     tracing::warn!(issuer = %self.settings.issuer, error = %e, retry_in = ?backoff, "JWKS refresh failed; keeping the last good keys");
                 } else {
@@ -343,89 +341,12 @@ impl<S: DocumentSource> KeyCache<S> {
     }
 }
 
-/// How long to wait for the next scheduled refresh after one that succeeded with this `max-age`.
-/// `max-age=0` (which `no-store`/`no-cache` also parse to) is "do not cache", not "poll
-/// continuously": it carries no hint, like an absent header. A hint can only shorten the
-/// configured interval, and never below [`MAX_AGE_FLOOR`].
-pub fn scheduled_interval(max_age: Option<Duration>, refresh_interval: Duration) -> Duration {
-    match max_age.filter(|age| !age.is_zero()) {
-        None => refresh_interval,
-        Some(age) => age.max(MAX_AGE_FLOOR).min(refresh_interval),
-    }
-}
-
-/// How long a request must wait, while no keys have loaded, before it may start an attempt.
-fn first_load_wait(last_attempt: Option<Instant>, now: Instant) -> Duration {
-    last_attempt.map_or(Duration::ZERO, |at| {
-        (at + FIRST_LOAD_MIN_GAP).saturating_duration_since(now)
-    })
-}
-
-/// Whether an unknown `kid` may trigger a fetch now: at most one per `min_gap`, counted only over
-/// `kid`-triggered fetches.
-fn kid_budget_allows(last_kid_fetch: Option<Instant>, min_gap: Duration, now: Instant) -> bool {
-    last_kid_fetch.is_none_or(|at| now.saturating_duration_since(at) >= min_gap)
-}
-
-/// ±10 % so that a fleet of gates does not refresh in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let factor = 0.9 + rand::random::<f64>() * 0.2;
-    d.mul_f64(factor)
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
-    use base64::Engine;
-
+    use super::scripted_idp::{rsa, Script, LATENCY};
     use super::*;
-    use crate::auth::fetch::{FetchError, Fetched};
 
-    /// How long the scripted IdP takes to answer, in tokio time.
-    const LATENCY: Duration = Duration::from_millis(50);
     const MIN_REFRESH: Duration = Duration::from_secs(10);
-
-    /// A JWKS endpoint whose answer the test sets; `None` answers HTTP 500.
-    #[derive(Default)]
-    struct Script {
-        answer: std::sync::Mutex<Option<(String, Option<Duration>)>>,
-        fetches: AtomicUsize,
-    }
-
-    impl Script {
-        fn serve(&self, keys: &[String]) {
-            let doc = format!(r#"{{"keys":[{}]}}"#, keys.join(","));
-            *self.answer.lock().unwrap() = Some((doc, None));
-        }
-        fn fetches(&self) -> usize {
-            self.fetches.load(Ordering::SeqCst)
-        }
-    }
-
-    impl DocumentSource for Arc<Script> {
-        async fn get(&self, _url: &str) -> Result<Fetched, FetchError> {
-            self.fetches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(LATENCY).await;
-            let answer = self.answer.lock().unwrap().clone();
-            match answer {
-                Some((doc, max_age)) => Ok(Fetched {
-                    body: doc.into(),
-                    max_age,
-                }),
-                None => Err(FetchError::Status(500)),
-            }
-        }
-    }
-
-    /// An RSA JWK; the modulus is well-formed, which is all loading checks.
-    fn rsa(kid: &str, alg: Option<&str>) -> String {
-        let mut n = vec![0xC5u8; 256];
-        n[255] |= 1;
-        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n);
-        let alg = alg.map_or(String::new(), |a| format!(r#","alg":"{a}""#));
-        format!(r#"{{"kty":"RSA","kid":"{kid}","n":"{n}","e":"AQAB"{alg}}}"#)
-    }
 
     fn cache_with(script: &Arc<Script>, fetch_timeout: Duration) -> Arc<KeyCache<Arc<Script>>> {
         let settings = KeyCacheSettings {
@@ -552,48 +473,5 @@ mod tests {
         assert!(after.keys[0].verifier(Alg::RS256).is_none());
         cache.scheduled_refresh(&mut 0).await;
         assert!(Arc::ptr_eq(&after, &cache.current().unwrap()));
-    }
-
-    #[test]
-    fn max_age_shortens_the_refresh_interval_down_to_the_floor_and_no_store_is_no_hint() {
-        let secs = Duration::from_secs;
-        let five_minutes = secs(300);
-        let cases = [
-            (None, five_minutes, five_minutes),
-            (Some(Duration::ZERO), five_minutes, five_minutes), // no-store, no-cache, max-age=0
-            (Some(secs(1)), five_minutes, MAX_AGE_FLOOR),
-            (Some(secs(10)), five_minutes, MAX_AGE_FLOOR),
-            (Some(secs(120)), five_minutes, secs(120)),
-            (Some(secs(86_400)), five_minutes, five_minutes),
-            // The configured interval stays the ceiling, even under the floor.
-            (Some(secs(10)), secs(30), secs(30)),
-            (Some(Duration::ZERO), secs(30), secs(30)),
-        ];
-        for (max_age, configured, expected) in cases {
-            assert_eq!(
-                scheduled_interval(max_age, configured),
-                expected,
-                "{max_age:?} {configured:?}"
-            );
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn request_triggered_fetches_are_paced_on_tokios_clock() {
-        let gap = Duration::from_secs(10);
-        let at = Instant::now();
-        assert_eq!(first_load_wait(None, at), Duration::ZERO);
-        assert!(kid_budget_allows(None, gap, at));
-        tokio::time::advance(Duration::from_millis(400)).await;
-        let now = Instant::now();
-        assert_eq!(
-            first_load_wait(Some(at), now),
-            FIRST_LOAD_MIN_GAP - Duration::from_millis(400)
-        );
-        assert!(!kid_budget_allows(Some(at), gap, now));
-        tokio::time::advance(gap).await;
-        let later = Instant::now();
-        assert_eq!(first_load_wait(Some(at), later), Duration::ZERO);
-        assert!(kid_budget_allows(Some(at), gap, later));
     }
 }
