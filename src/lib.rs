@@ -24,12 +24,12 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
-pub mod http;
-pub mod logging;
-pub mod metrics;
+pub(crate) mod http;
+pub(crate) mod logging;
+pub(crate) mod metrics;
 pub mod policy;
-pub mod proxy;
-pub mod server;
+pub(crate) mod proxy;
+pub(crate) mod server;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

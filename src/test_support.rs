@@ -50,15 +50,6 @@ impl TestKey {
         }
     }
 
-    /// An RSA key pair from a PKCS#8 DER document (for sizes aws-lc will not generate, like 1024).
-    pub fn rsa_from_pkcs8(kid: &str, der: &[u8]) -> TestKey {
-        TestKey {
-            kid: kid.into(),
-            alg: "RS256",
-            signer: Signer::Rsa(RsaKeyPair::from_pkcs8(der).expect("RSA PKCS#8")),
-        }
-    }
-
     /// A P-256 (`ES256`) or P-384 (`ES384`) key.
     pub fn ec(kid: &str, alg: &'static str) -> TestKey {
         let (algorithm, size) = match alg {

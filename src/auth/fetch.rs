@@ -95,10 +95,6 @@ impl Fetcher {
         Fetcher { client, timeout }
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// GETs `url`; anything but a 200 with a body under [`MAX_DOCUMENT`] within the timeout is an error.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
         let answer = self

@@ -2,11 +2,11 @@
 //!
 //! - Requests read the current [`KeySet`] lock-free (`arc-swap`); only refreshes write it.
 //! - A background task refreshes every `JWKS_REFRESH_INTERVAL` (a `max-age` may shorten it, never
-//!   below [`MAX_AGE_FLOOR`]), with jitter, and retries with backoff while the IdP fails.
+//!   below [`schedule::MAX_AGE_FLOOR`]), with jitter, and retries with backoff while the IdP fails.
 //! - A request may trigger a fetch in two cases only, each single-flight (concurrent requests share one
 //!   fetch, so a flood of random `kid`s cannot make the gate hammer the IdP) and bounded in time:
 //!   - no key set has loaded yet: the request waits for the next allowed attempt (at most one per
-//!     [`FIRST_LOAD_MIN_GAP`], the wait itself at most `JWKS_FETCH_TIMEOUT`) and shares its outcome;
+//!     [`schedule::FIRST_LOAD_MIN_GAP`], the wait itself at most `JWKS_FETCH_TIMEOUT`) and shares its outcome;
 //!   - its `kid` is unknown or its signature fails under the cached key: at most one such fetch per
 //!     `JWKS_MIN_REFRESH_INTERVAL`, a budget of its own that scheduled refreshes do not spend, so a
 //!     rotated key is seen on its first use.
@@ -35,8 +35,10 @@ mod schedule;
 #[cfg(test)]
 mod scripted_idp;
 
+pub use schedule::scheduled_interval;
+#[cfg(test)]
+use schedule::FIRST_LOAD_MIN_GAP;
 use schedule::{failure_backoff, first_load_wait, jitter, kid_budget_allows};
-pub use schedule::{scheduled_interval, FIRST_LOAD_MIN_GAP, MAX_AGE_FLOOR};
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]

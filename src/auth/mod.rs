@@ -9,16 +9,16 @@
 //! another's keys, and an unknown `iss` is refused before any key is looked at or fetched).
 
 pub mod bearer;
-pub mod challenge;
+pub(crate) mod challenge;
 pub mod claims;
-pub mod discovery;
-pub mod fetch;
-pub mod key_cache;
+pub(crate) mod discovery;
+pub(crate) mod fetch;
+pub(crate) mod key_cache;
 pub mod keys;
-pub mod refusal;
-pub mod strict_json;
+pub(crate) mod refusal;
+pub(crate) mod strict_json;
 pub mod token;
-pub mod token_cache;
+pub(crate) mod token_cache;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,7 +27,7 @@ pub use refusal::Refusal;
 pub use token::{Policy, Verified};
 
 /// One authorization server whose tokens are accepted: the policy (with its `iss`) and its keys.
-pub struct Issuer {
+pub(crate) struct Issuer {
     pub policy: Policy,
     pub keys: Arc<key_cache::KeyCache>,
     /// `policy.issuer`, shared with every access-log record of a token it accepted.
@@ -45,7 +45,7 @@ impl Issuer {
 }
 
 /// Checks requests against the policy of the issuer that signed them, with that issuer's keys.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     /// At least one; the first decides alone when it is the only one.
     issuers: Vec<Issuer>,
     /// Tokens longer than this are refused before anything else (the same for every issuer).
@@ -75,10 +75,6 @@ impl Authenticator {
             cache: token_cache::TokenCache::new(cache_size),
             metrics,
         }
-    }
-
-    pub fn cache(&self) -> Option<&token_cache::TokenCache> {
-        self.cache.as_ref()
     }
 
     /// The issuers, in configuration order.

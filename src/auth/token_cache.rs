@@ -95,6 +95,7 @@ impl TokenCache {
     }
 
     /// Number of remembered accepted and refused tokens (for metrics and tests).
+    #[cfg(test)]
     pub fn len(&self) -> (usize, usize) {
         (self.accepted.len(), self.refused.len())
     }

@@ -21,32 +21,20 @@
 //! walks them in a client's order, and [`self_check`] runs the configuration's share at start-up.
 //! [`report`] holds the result.
 
-pub mod authorization_server;
-pub mod challenge;
-pub mod endpoint;
-pub mod probe;
-pub mod report;
-pub mod resource_metadata;
-pub mod run;
-pub mod self_check;
-pub mod token;
-pub mod url_diff;
+pub(crate) mod authorization_server;
+pub(crate) mod challenge;
+pub(crate) mod endpoint;
+pub(crate) mod probe;
+pub(crate) mod report;
+pub(crate) mod resource_metadata;
+pub(crate) mod run;
+pub(crate) mod self_check;
+pub(crate) mod token;
+pub(crate) mod url_diff;
 
 #[cfg(test)]
 mod fixtures;
 
-pub use authorization_server::{evaluate_as_metadata, evaluate_issuer_transport, evaluate_jwks};
-pub use challenge::{
-    evaluate_challenge, parse_challenges, AuthParam, Challenge, ChallengeFindings,
-};
-pub use endpoint::{evaluate_endpoint, evaluate_error_body, evaluate_transport};
-pub use probe::Answer;
 pub use report::{Check, Report, Status};
-pub use resource_metadata::{
-    compare_resource, evaluate_agreement, evaluate_authorization_servers, evaluate_metadata_answer,
-    evaluate_resource, find_nulls, metadata_locations, MetadataLocation,
-};
-pub use run::{evaluate_cross_origin, parse_target, run, Options, Target};
-pub use self_check::{evaluate_audiences, self_check, startup_self_check};
-pub use token::{audience_hint, evaluate_token, ServerKeys, TokenContext};
-pub use url_diff::describe_difference;
+pub use run::{parse_target, run, Options, Target};
+pub use self_check::{self_check, startup_self_check};

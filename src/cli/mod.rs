@@ -13,8 +13,6 @@ use clap::{Arg, ArgAction, Command};
 
 use crate::config::SETTINGS;
 
-pub use healthcheck::{probe, probe_addr};
-
 /// `--kebab-case` flag for a variable name.
 fn flag(var: &str) -> String {
     var.to_ascii_lowercase().replace('_', "-")

@@ -16,17 +16,17 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub mod issuers;
-pub mod limits;
-pub mod parse;
-pub mod policy;
-pub mod service;
-pub mod settings;
-pub mod vars;
+pub(crate) mod issuers;
+pub(crate) mod limits;
+pub(crate) mod parse;
+pub(crate) mod policy;
+pub(crate) mod service;
+pub(crate) mod settings;
+pub(crate) mod vars;
 
-pub use issuers::TrustedIssuer;
-pub use parse::{is_loopback_host, split_list};
-pub use policy::{TokenRules, DEFAULT_ALGORITHMS};
+pub(crate) use issuers::TrustedIssuer;
+pub(crate) use parse::is_loopback_host;
+pub(crate) use policy::TokenRules;
 pub use service::{LogFormat, TlsFiles};
 pub use settings::{Setting, SETTINGS};
 pub use vars::Var;
