@@ -34,13 +34,8 @@ async fn raw_upstream(response: &'static [u8]) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte).await {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
+                if read_head(&mut stream).await.is_none() {
+                    return;
                 }
                 let _ = stream.write_all(response).await;
                 let _ = stream.shutdown().await;

@@ -763,6 +763,21 @@ impl FaultyUpstream {
     }
 }
 
+/// Reads a request head byte by byte (so nothing after it is consumed), up to the blank line;
+/// `None` when the connection ends first. For upstreams that misbehave on purpose.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
 async fn faulty_connection(
     stream: tokio::net::TcpStream,
     closed: tokio::sync::broadcast::Sender<&'static str>,
@@ -771,14 +786,9 @@ async fn faulty_connection(
     let mut stream = stream;
     // Serve requests on this connection until one of them misbehaves.
     loop {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte).await {
-                Ok(1) => head.push(byte[0]),
-                _ => return,
-            }
-        }
+        let Some(head) = read_head(&mut stream).await else {
+            return;
+        };
         let text = String::from_utf8_lossy(&head).into_owned();
         let path = text.split(' ').nth(1).unwrap_or("/").to_string();
         let length: usize = text
