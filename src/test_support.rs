@@ -161,3 +161,35 @@ impl TestKey {
 pub fn jwks(keys: &[&TestKey]) -> String {
     json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}).to_string()
 }
+
+/// One key of each family (RSA-2048, P-256, P-384, Ed25519) and the key set publishing them:
+/// what the property tests, the fuzz targets and the token unit tests all check against.
+pub fn one_key_per_family() -> (Vec<TestKey>, crate::auth::keys::KeySet) {
+    use crate::auth::keys::{parse_jwks, Alg};
+    let keys = vec![
+        TestKey::rsa("k1", 2048),
+        TestKey::ec("e1", "ES256"),
+        TestKey::ec("e2", "ES384"),
+        TestKey::ed25519("d1"),
+    ];
+    let refs: Vec<&TestKey> = keys.iter().collect();
+    let (set, _) = parse_jwks(jwks(&refs).as_bytes(), &Alg::ALL).expect("a valid JWKS");
+    (keys, set)
+}
+
+/// The gate's default token rules for `issuer` and `audience`: every algorithm, any `typ`, no
+/// required scope or claim, 60 s of skew, 16 KiB tokens.
+pub fn default_policy(issuer: &str, audience: &str) -> crate::auth::Policy {
+    use crate::auth::keys::Alg;
+    use crate::auth::token::TokenType;
+    crate::auth::Policy {
+        issuer: issuer.into(),
+        audiences: vec![audience.into()],
+        algorithms: Alg::ALL.to_vec(),
+        token_type: TokenType::Any,
+        required_scopes: vec![],
+        claim_rules: vec![],
+        clock_skew_secs: 60,
+        max_token_size: 16 * 1024,
+    }
+}

@@ -362,16 +362,7 @@ mod tests {
     }
 
     fn policy() -> Policy {
-        Policy {
-            issuer: ISS.into(),
-            audiences: vec![AUD.into()],
-            algorithms: Alg::ALL.to_vec(),
-            token_type: TokenType::Any,
-            required_scopes: vec![],
-            claim_rules: vec![],
-            clock_skew_secs: 60,
-            max_token_size: 16 * 1024,
-        }
+        crate::test_support::default_policy(ISS, AUD)
     }
 
     fn claims() -> Value {

@@ -10,9 +10,9 @@ use base64::Engine;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use mcp_gate::auth::bearer::extract;
-use mcp_gate::auth::keys::{parse_jwks, Alg, KeySet};
-use mcp_gate::auth::token::{verify, Policy, TokenType};
-use mcp_gate::test_support::{jwks, TestKey};
+use mcp_gate::auth::keys::KeySet;
+use mcp_gate::auth::token::{verify, Policy};
+use mcp_gate::test_support::{default_policy, one_key_per_family, TestKey};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -23,30 +23,11 @@ const NOW: u64 = 1_800_000_000;
 /// One key per family and the key set publishing them (generated once per test binary).
 fn keys() -> &'static (Vec<TestKey>, KeySet) {
     static KEYS: OnceLock<(Vec<TestKey>, KeySet)> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let keys = vec![
-            TestKey::rsa("k1", 2048),
-            TestKey::ec("e1", "ES256"),
-            TestKey::ec("e2", "ES384"),
-            TestKey::ed25519("d1"),
-        ];
-        let refs: Vec<&TestKey> = keys.iter().collect();
-        let set = parse_jwks(jwks(&refs).as_bytes(), &Alg::ALL).unwrap().0;
-        (keys, set)
-    })
+    KEYS.get_or_init(one_key_per_family)
 }
 
 fn policy() -> Policy {
-    Policy {
-        issuer: ISS.into(),
-        audiences: vec![AUD.into()],
-        algorithms: Alg::ALL.to_vec(),
-        token_type: TokenType::Any,
-        required_scopes: vec![],
-        claim_rules: vec![],
-        clock_skew_secs: 60,
-        max_token_size: 16 * 1024,
-    }
+    default_policy(ISS, AUD)
 }
 
 fn valid_claims() -> Value {
