@@ -9,7 +9,14 @@
 --                       counter seeded from the clock, so no token is ever sent twice, not even
 --                       across runs (forgeries no cache can remember)
 -- env BENCH_PATH        request path (/mcp)
+-- env BENCH_BODY_FILE   request body read from this file (default: a JSON-RPC ping)
 local body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
+local body_file = os.getenv("BENCH_BODY_FILE") or ""
+if body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  body = f:read("*a")
+  f:close()
+end
 local path = os.getenv("BENCH_PATH") or "/mcp"
 local file = os.getenv("BENCH_TOKEN_FILE") or ""
 local rate = tonumber(os.getenv("BENCH_RATE") or "")

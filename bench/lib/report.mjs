@@ -216,6 +216,25 @@ console.log('## Case 6: start-up, idle memory, size\n');
   table(['item', 'value'], rows);
 }
 
+// ---- case 7: what MCP-aware authorization costs
+{
+  const runs = [...new Set(results.filter((r) => r.c === 'c7').map((r) => r.run))];
+  if (runs.length) {
+    console.log('## Case 7: a 1 KiB tools/call, without a policy and with a five-rule POLICY_FILE\n');
+    console.log('Same token, same upstream. mcp-gate-policy reads the body, checks it, and tries all five rules (the call matches the last). CPU per request in µs (user + kernel) of the gate process, median of runs (min–max).\n');
+    const cost = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / r.reqs : NaN);
+    const rows = [];
+    for (const t of ['mcp-gate', 'mcp-gate-policy']) {
+      const rs = get('c7', t);
+      rows.push([t, fmt(median(rs.map((r) => r.rps)), 0), range(rs.map(cost), 1)]);
+    }
+    const added = runs.map((run) => cost(at('c7', 'mcp-gate-policy', run)) - cost(at('c7', 'mcp-gate', run)));
+    const ratio = runs.map((run) => at('c7', 'mcp-gate-policy', run)?.rps / at('c7', 'mcp-gate', run)?.rps);
+    table(['target', 'req/s', 'CPU µs per request'], rows);
+    console.log(`Added by the policy: ${range(added, 1)} µs of CPU per request; req/s with the policy ÷ without: ${range(ratio)}.\n`);
+  }
+}
+
 // ---- summary
 console.log('## Summary: mcp-gate req/s divided by each peer\'s, same run, median of runs\n');
 {
