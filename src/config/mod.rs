@@ -10,6 +10,7 @@
 //! - [`parse`] — value parsers: lists, sizes, the resource and upstream URLs.
 //! - [`issuers`] — `AUTHORIZATION_SERVER` paired with `JWKS_URI` and `EXPECTED_ISSUER`.
 //! - [`policy`] — the token rules every issuer's policy shares.
+//! - [`mcp_policy`] — `POLICY_FILE` / `TOOL_SCOPES`: the MCP authorization rules (issue #10).
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub mod issuers;
 pub mod limits;
+pub mod mcp_policy;
 pub mod parse;
 pub mod policy;
 pub mod service;
@@ -25,6 +27,7 @@ pub mod settings;
 pub mod vars;
 
 pub use issuers::TrustedIssuer;
+pub use mcp_policy::McpPolicy;
 pub use parse::{is_loopback_host, split_list};
 pub use policy::{TokenRules, DEFAULT_ALGORITHMS};
 pub use service::{LogFormat, TlsFiles};
@@ -44,6 +47,9 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    /// A `POLICY_FILE` or `TOOL_SCOPES` whose rules cannot be used (the message names the rule).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::file::PolicyError),
 }
 
 fn invalid(var: Var, value: &str, expected: impl Into<String>) -> ConfigError {
@@ -112,6 +118,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Client connections served at once; the accept loop waits for a free slot beyond that.
     pub max_connections: usize,
+    /// The MCP authorization rules (`POLICY_FILE` / `TOOL_SCOPES`, `FILTER_TOOLS_LIST`).
+    pub mcp_policy: McpPolicy,
 }
 
 impl Config {
@@ -144,10 +152,21 @@ impl Config {
             max_token_size,
             &mut warnings,
         )?;
-        let scopes_supported = match v.get(Var::SCOPES_SUPPORTED) {
+        let mut scopes_supported = match v.get(Var::SCOPES_SUPPORTED) {
             Some(_) => policy::scope_list(&v, Var::SCOPES_SUPPORTED)?,
             None => policy.required_scopes.clone(),
         };
+        let challenge_scopes = policy::challenge_scopes(&policy.required_scopes, &scopes_supported);
+        // Challenges name scopes as clients request them, so a step-up names the base scopes in
+        // that form too.
+        let mcp_policy = mcp_policy::mcp_policy(&v, &challenge_scopes)?;
+        // Clients that register once ask for what the metadata lists: the scopes the rules can
+        // require belong there (RFC 9728 §2), never offline_access (`scopes_used` leaves it out).
+        for scope in crate::policy::decide::scopes_used(&mcp_policy.rules) {
+            if !scopes_supported.contains(&scope) {
+                scopes_supported.push(scope);
+            }
+        }
 
         let config = Config {
             listen_addr,
@@ -156,7 +175,7 @@ impl Config {
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
             issuers,
-            challenge_scopes: policy::challenge_scopes(&policy.required_scopes, &scopes_supported),
+            challenge_scopes,
             policy,
             scopes_supported,
             resource_name: v.get(Var::RESOURCE_NAME).map(str::to_string),
@@ -184,6 +203,7 @@ impl Config {
             log_level: service::log_level(&v)?,
             log_format: service::log_format(&v)?,
             max_connections: limits::max_connections(&v)?,
+            mcp_policy,
         };
         Ok((config, warnings))
     }
@@ -228,6 +248,21 @@ mod tests {
         assert!(!c.forward_token);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.max_connections, 10_000);
+    }
+
+    #[test]
+    fn metadata_lists_the_scopes_the_rules_require_and_challenges_name_the_base_scopes() {
+        let (c, _) = Config::from_vars(&vars(&[
+            ("REQUIRED_SCOPES", "mcp:tools"),
+            (
+                "TOOL_SCOPES",
+                "delete_*=mcp:admin;export_*=mcp:tools mcp:export",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.scopes_supported, ["mcp:tools", "mcp:admin", "mcp:export"]);
+        assert_eq!(c.challenge_scopes, ["mcp:tools"]);
+        assert_eq!(c.mcp_policy.rules.base_scopes, ["mcp:tools"]);
     }
 
     #[test]

@@ -72,6 +72,10 @@ vars!(
     LOG_LEVEL,
     LOG_FORMAT,
     MAX_CONNECTIONS,
+    POLICY_FILE,
+    TOOL_SCOPES,
+    FILTER_TOOLS_LIST,
+    POLICY_RELOAD_INTERVAL,
 );
 
 impl Var {
