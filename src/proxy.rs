@@ -14,13 +14,12 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::http::body::ResponseBody;
+use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::error::GateError;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -32,7 +31,7 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// Forwards accepted requests to one upstream.
 pub struct Proxy {
-    client: Client<HttpsConnector<HttpConnector>, Limited<Incoming>>,
+    client: Client<HttpsConnector<HttpConnector>, Limited<RequestBody>>,
     /// `scheme://authority/base-path` without a trailing slash; the request's path is appended.
     base: String,
     /// The upstream's scheme and authority when it has no base path: then the request's own
@@ -94,7 +93,7 @@ impl Proxy {
     /// (413, 400, 502, 504).
     pub async fn forward(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         client: SocketAddr,
         tls: bool,
     ) -> Result<Response<ResponseBody>, GateError> {

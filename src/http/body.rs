@@ -64,3 +64,44 @@ impl Body for ResponseBody {
         }
     }
 }
+
+/// A request body on its way upstream: the client's stream, or the bytes the gate read whole to
+/// inspect them (MCP authorization rules), forwarded exactly as received.
+///
+/// An enum for the same reason as [`ResponseBody`]: the streamed case, which every request takes
+/// when no rule reads bodies, costs one match per frame and no allocation.
+pub enum RequestBody {
+    /// The client's body, streamed frame by frame.
+    Streamed(Incoming),
+    /// The client's body, already read (and bounded by `MAX_REQUEST_BODY`).
+    Buffered(Full<Bytes>),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Streamed(b) => Pin::new(b).poll_frame(cx),
+            RequestBody::Buffered(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Streamed(b) => b.is_end_stream(),
+            RequestBody::Buffered(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Streamed(b) => b.size_hint(),
+            RequestBody::Buffered(b) => b.size_hint(),
+        }
+    }
+}

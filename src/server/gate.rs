@@ -6,7 +6,8 @@
 //!          ├ health paths   ─► /healthz, /readyz (public)
 //!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
 //!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
-//!                         └─ accepted ─► proxy ─► upstream (streamed), or a GateError (413/502/504)
+//!                         └─ accepted ─┬─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
+//!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
 
@@ -21,15 +22,16 @@ use hyper::body::Incoming;
 
 use crate::auth::challenge::Challenges;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
-use crate::auth::{Authenticator, Issuer};
+use crate::auth::{Authenticator, Issuer, Refusal};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
-use crate::http::body::ResponseBody;
+use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::cors::{Cors, OriginCheck};
 use crate::http::error::GateError;
 use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
 use crate::metrics::{Metrics, Outcome};
+use crate::policy::enforce::{Enforcer, Verdict};
 use crate::proxy::{Proxy, ProxySettings};
 
 /// Everything a request needs, shared by all connections.
@@ -44,6 +46,8 @@ pub struct Gate {
     metrics: Arc<Metrics>,
     /// Whether clients reach the gate over TLS it terminates (for `X-Forwarded-Proto`).
     tls: bool,
+    /// The MCP authorization rules; `None` (no body is ever read) when none are configured.
+    policy: Option<Arc<Enforcer>>,
 }
 
 impl Gate {
@@ -78,7 +82,6 @@ impl Gate {
             })
             .collect();
         Gate {
-            metadata,
             challenges,
             auth: Authenticator::new(
                 issuers,
@@ -98,6 +101,15 @@ impl Gate {
             ),
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
+            policy: config.mcp_policy.is_active().then(|| {
+                Arc::new(Enforcer::new(
+                    config.mcp_policy.rules.clone(),
+                    config.mcp_policy.filter_tools_list,
+                    config.max_request_body,
+                    metadata.url(),
+                ))
+            }),
+            metadata,
             metrics,
             tls: config.tls.is_some(),
         }
@@ -210,14 +222,53 @@ impl Gate {
                     request.headers_mut().remove(ORIGIN);
                 }
                 record.outcome = Outcome::Allowed;
-                let started = Instant::now();
-                let response = self.proxy.forward(request, client, self.tls).await;
-                self.metrics.upstream(started.elapsed());
-                response.unwrap_or_else(|e| record.fail(e, version))
+                self.authorized(request, &identity.claims, client, record)
+                    .await
             }
         };
         if let Some(origin) = origin {
             Cors::decorate(&mut response, origin);
+        }
+        response
+    }
+}
+
+impl Gate {
+    /// An authenticated request: the MCP authorization rules when there are any, then the proxy.
+    async fn authorized(
+        &self,
+        request: Request<Incoming>,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        client: SocketAddr,
+        record: &mut AccessRecord,
+    ) -> Response<ResponseBody> {
+        let version = request.version();
+        let (request, audit) = match &self.policy {
+            None => (request.map(RequestBody::Streamed), None),
+            Some(policy) => match policy.enforce(request, claims).await {
+                Verdict::Forward(request, audit) => (request, audit),
+                Verdict::Refuse(refused) => {
+                    record.outcome = Outcome::Refused;
+                    record.reason = Some(refused.reason);
+                    refused
+                        .audit
+                        .finish(record, refused.response.status().as_u16());
+                    return refused.response;
+                }
+                Verdict::Fail(e) => return record.fail(e, version),
+                Verdict::MalformedScopes => {
+                    record.outcome = Outcome::Refused;
+                    record.reason = Some(Refusal::MalformedClaims.reason());
+                    return self.challenges.respond(Refusal::MalformedClaims);
+                }
+            },
+        };
+        let started = Instant::now();
+        let response = self.proxy.forward(request, client, self.tls).await;
+        self.metrics.upstream(started.elapsed());
+        let response = response.unwrap_or_else(|e| record.fail(e, version));
+        if let Some(audit) = audit {
+            audit.finish(record, response.status().as_u16());
         }
         response
     }

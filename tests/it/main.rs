@@ -13,5 +13,6 @@ mod http_abuse;
 mod idp_faults;
 mod issuers;
 mod metrics;
+mod policy;
 mod properties;
 mod tls;
