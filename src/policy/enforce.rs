@@ -26,6 +26,7 @@ use super::{headers, respond};
 use crate::http::access_log::AccessRecord;
 use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::error::GateError;
+use crate::metrics::Metrics;
 
 /// The policy in force and what applying it needs; shared by all connections.
 pub struct Enforcer {
@@ -61,12 +62,15 @@ pub struct Refused {
 /// An inspected request, until its status is known and its audit line written.
 pub struct Inspected {
     record: AuditRecord,
+    /// The metric's bounded `name` label, taken from the rules that decided.
+    name_label: String,
 }
 
 impl Inspected {
     /// Writes the audit line: one JSON line per inspected MCP request, target `mcp_gate::audit`.
     /// Identity comes from the access record; tool arguments were never read into the record.
-    pub fn finish(mut self, access: &AccessRecord, status: u16) {
+    /// Also counts `mcp_gate_mcp_requests_total{method,name,decision}`.
+    pub fn finish(mut self, access: &AccessRecord, status: u16, metrics: &Metrics) {
         let r = &mut self.record;
         r.sub = access.sub.clone();
         r.client_id = access.client_id.clone();
@@ -88,6 +92,17 @@ impl Inspected {
             duration_us = r.duration_us,
             "mcp"
         );
+        metrics.mcp_request(
+            audit::method_label(r.method.as_deref().unwrap_or("")),
+            self.name_label,
+            r.decision.label(),
+        );
+    }
+
+    fn new(rules: &Rules, record: AuditRecord) -> Inspected {
+        let method = record.method.as_deref().unwrap_or("");
+        let name_label = audit::name_label(rules, method, record.name.as_deref()).to_string();
+        Inspected { record, name_label }
     }
 }
 
@@ -160,7 +175,7 @@ impl Enforcer {
             return Verdict::Refuse(Refused {
                 response: respond::header_mismatch(&mismatch),
                 reason: "header_mismatch",
-                audit: Inspected { record },
+                audit: Inspected::new(&rules, record),
             });
         }
         let Ok(caller) = Caller::new(claims) else {
@@ -173,7 +188,7 @@ impl Enforcer {
                 let record =
                     AuditRecord::for_call(inspected.calls().next(), messages, outcome, Some(*rule));
                 let request = Request::from_parts(parts, RequestBody::Buffered(Full::new(bytes)));
-                return Verdict::Forward(request, Some(Inspected { record }));
+                return Verdict::Forward(request, Some(Inspected::new(&rules, record)));
             }
             Decision::StepUp { scopes, rule, call } => (
                 respond::step_up(&self.resource_metadata, scopes, call),
@@ -192,19 +207,7 @@ impl Enforcer {
         Verdict::Refuse(Refused {
             response,
             reason,
-            audit: Inspected {
-                record: AuditRecord::for_call(call, messages, outcome, rule),
-            },
+            audit: Inspected::new(&rules, AuditRecord::for_call(call, messages, outcome, rule)),
         })
     }
-}
-
-/// Bounded metric labels of an audit record: (method, name, decision).
-pub fn labels(rules: &Rules, record: &AuditRecord) -> (&'static str, String, &'static str) {
-    let method = record.method.as_deref().unwrap_or("");
-    (
-        audit::method_label(method),
-        audit::name_label(rules, method, record.name.as_deref()).to_string(),
-        record.decision.label(),
-    )
 }

@@ -250,9 +250,8 @@ impl Gate {
                 Verdict::Refuse(refused) => {
                     record.outcome = Outcome::Refused;
                     record.reason = Some(refused.reason);
-                    refused
-                        .audit
-                        .finish(record, refused.response.status().as_u16());
+                    let status = refused.response.status().as_u16();
+                    refused.audit.finish(record, status, &self.metrics);
                     return refused.response;
                 }
                 Verdict::Fail(e) => return record.fail(e, version),
@@ -268,7 +267,7 @@ impl Gate {
         self.metrics.upstream(started.elapsed());
         let response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(audit) = audit {
-            audit.finish(record, response.status().as_u16());
+            audit.finish(record, response.status().as_u16(), &self.metrics);
         }
         response
     }
