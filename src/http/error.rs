@@ -38,6 +38,10 @@ pub enum GateError {
     /// The upstream sent no response headers within `UPSTREAM_TIMEOUT`.
     #[error("the upstream MCP server did not answer within UPSTREAM_TIMEOUT")]
     UpstreamTimeout,
+    /// A filtered `tools/list` result the gate could not filter safely (duplicate member names, or
+    /// larger than the bound): withheld rather than passed on unfiltered (`FILTER_TOOLS_LIST`).
+    #[error("the upstream's tools/list result could not be filtered safely")]
+    ToolsListWithheld,
     /// The metadata document answers only GET, HEAD and OPTIONS.
     #[error("the metadata document supports GET, HEAD and OPTIONS")]
     MetadataMethodNotAllowed,
@@ -57,6 +61,7 @@ impl GateError {
             GateError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GateError::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             GateError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GateError::ToolsListWithheld => StatusCode::BAD_GATEWAY,
             GateError::MetadataMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GateError::MetricsNotFound => StatusCode::NOT_FOUND,
         }
@@ -72,6 +77,7 @@ impl GateError {
             GateError::BodyTooLarge => "request_too_large",
             GateError::UpstreamUnreachable => "upstream_unreachable",
             GateError::UpstreamTimeout => "upstream_timeout",
+            GateError::ToolsListWithheld => "tools_list_withheld",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
         }
@@ -87,6 +93,7 @@ impl GateError {
             GateError::BodyTooLarge => "request_too_large",
             GateError::UpstreamUnreachable => "bad_gateway",
             GateError::UpstreamTimeout => "gateway_timeout",
+            GateError::ToolsListWithheld => "bad_gateway",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
         }
@@ -96,7 +103,9 @@ impl GateError {
     pub fn is_upstream(self) -> bool {
         matches!(
             self,
-            GateError::UpstreamUnreachable | GateError::UpstreamTimeout
+            GateError::UpstreamUnreachable
+                | GateError::UpstreamTimeout
+                | GateError::ToolsListWithheld
         )
     }
 
@@ -149,7 +158,7 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 9] = [
+    const ALL: [GateError; 10] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
@@ -157,6 +166,7 @@ mod tests {
         GateError::BodyTooLarge,
         GateError::UpstreamUnreachable,
         GateError::UpstreamTimeout,
+        GateError::ToolsListWithheld,
         GateError::MetadataMethodNotAllowed,
         GateError::MetricsNotFound,
     ];

@@ -10,6 +10,7 @@
 //! JSON-RPC and pass untouched.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::CONTENT_LENGTH;
@@ -20,7 +21,8 @@ use serde_json::{Map, Value};
 
 use super::audit::{self, AuditRecord, Outcome};
 use super::decide::{self, Caller, Decision};
-use super::jsonrpc::{self, Body};
+use super::filter_body::ToolsListFilter;
+use super::jsonrpc::{self, Body, Message};
 use super::rules::Rules;
 use super::{headers, respond};
 use crate::http::access_log::AccessRecord;
@@ -36,6 +38,8 @@ pub struct Enforcer {
     max_body: u64,
     /// The metadata URL, for `resource_metadata` in challenges.
     resource_metadata: String,
+    /// `UPSTREAM_TIMEOUT`, also the bound on reading a JSON `tools/list` result to filter it.
+    upstream_timeout: Duration,
 }
 
 /// What to do with a request after the rules looked at it.
@@ -62,6 +66,8 @@ pub struct Refused {
 /// An inspected request, until its status is known and its audit line written.
 pub struct Inspected {
     record: AuditRecord,
+    /// Set for an allowed single `tools/list` call when `FILTER_TOOLS_LIST` is on.
+    filter: Option<ToolsListFilter>,
     /// The metric's bounded `name` label, taken from the rules that decided.
     name_label: String,
 }
@@ -102,7 +108,19 @@ impl Inspected {
     fn new(rules: &Rules, record: AuditRecord) -> Inspected {
         let method = record.method.as_deref().unwrap_or("");
         let name_label = audit::name_label(rules, method, record.name.as_deref()).to_string();
-        Inspected { record, name_label }
+        Inspected {
+            record,
+            filter: None,
+            name_label,
+        }
+    }
+
+    /// The upstream's response, its `tools/list` result filtered when this call asks for it.
+    pub async fn filter(&mut self, response: Response<ResponseBody>) -> Response<ResponseBody> {
+        match self.filter.take() {
+            Some(filter) => filter.apply(response).await,
+            None => response,
+        }
     }
 }
 
@@ -112,12 +130,14 @@ impl Enforcer {
         filter_tools_list: bool,
         max_body: u64,
         resource_metadata: &str,
+        upstream_timeout: Duration,
     ) -> Enforcer {
         Enforcer {
             rules: ArcSwap::from_pointee(rules),
             filter_tools_list,
             max_body,
             resource_metadata: resource_metadata.to_string(),
+            upstream_timeout,
         }
     }
 
@@ -135,7 +155,7 @@ impl Enforcer {
     pub async fn enforce(
         &self,
         request: Request<Incoming>,
-        claims: &Map<String, Value>,
+        claims: &Arc<Map<String, Value>>,
     ) -> Verdict {
         let rules = self.rules.load_full();
         if request.method() != Method::POST
@@ -187,8 +207,16 @@ impl Enforcer {
             Decision::Allow { rule } => {
                 let record =
                     AuditRecord::for_call(inspected.calls().next(), messages, outcome, Some(*rule));
+                let mut audit = Inspected::new(&rules, record);
+                if self.filter_tools_list && is_single_tools_list(&inspected) {
+                    audit.filter = Some(ToolsListFilter::new(
+                        rules.clone(),
+                        claims.clone(),
+                        self.upstream_timeout,
+                    ));
+                }
                 let request = Request::from_parts(parts, RequestBody::Buffered(Full::new(bytes)));
-                return Verdict::Forward(request, Some(Inspected::new(&rules, record)));
+                return Verdict::Forward(request, Some(audit));
             }
             Decision::StepUp { scopes, rule, call } => (
                 respond::step_up(&self.resource_metadata, scopes, call),
@@ -210,4 +238,10 @@ impl Enforcer {
             audit: Inspected::new(&rules, AuditRecord::for_call(call, messages, outcome, rule)),
         })
     }
+}
+
+/// Whether the body is one `tools/list` request (a batch's responses are not rewritten: the
+/// filter answers for one call).
+fn is_single_tools_list(body: &Body) -> bool {
+    matches!(body, Body::Single(Message::Call(call)) if call.method == "tools/list")
 }

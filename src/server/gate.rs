@@ -107,6 +107,7 @@ impl Gate {
                     config.mcp_policy.filter_tools_list,
                     config.max_request_body,
                     metadata.url(),
+                    config.upstream_timeout,
                 ))
             }),
             metadata,
@@ -238,7 +239,7 @@ impl Gate {
     async fn authorized(
         &self,
         request: Request<Incoming>,
-        claims: &serde_json::Map<String, serde_json::Value>,
+        claims: &Arc<serde_json::Map<String, serde_json::Value>>,
         client: SocketAddr,
         record: &mut AccessRecord,
     ) -> Response<ResponseBody> {
@@ -265,8 +266,9 @@ impl Gate {
         let started = Instant::now();
         let response = self.proxy.forward(request, client, self.tls).await;
         self.metrics.upstream(started.elapsed());
-        let response = response.unwrap_or_else(|e| record.fail(e, version));
-        if let Some(audit) = audit {
+        let mut response = response.unwrap_or_else(|e| record.fail(e, version));
+        if let Some(mut audit) = audit {
+            response = audit.filter(response).await;
             audit.finish(record, response.status().as_u16(), &self.metrics);
         }
         response

@@ -227,3 +227,67 @@ async fn a_gate_without_a_policy_passes_bodies_and_mcp_headers_through_unread() 
     assert_eq!(seen[0].body, DELETE.as_bytes());
     assert_eq!(seen[1].headers["mcp-method"], "tools/list");
 }
+
+const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+fn listed(result: &Value) -> Vec<String> {
+    result["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn filtered_tools_list_json_omits_tools_the_caller_may_not_call_and_is_private() {
+    let s = stack(&[
+        ("TOOL_SCOPES", "delete_*=mcp:admin"),
+        ("FILTER_TOOLS_LIST", "true"),
+    ])
+    .await;
+    let a = call(&s, &s.token(), &[], TOOLS_LIST).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("cache-control"), Some("private"));
+    assert_eq!(
+        a.header("content-length").unwrap(),
+        a.body.len().to_string()
+    );
+    assert_eq!(listed(&a.json()), ["echo", "read_notes"]);
+    // An admin sees every tool.
+    let a = call(&s, &with_scope(&s, "mcp:tools mcp:admin"), &[], TOOLS_LIST).await;
+    assert_eq!(listed(&a.json()), TOOLS);
+}
+
+#[tokio::test]
+async fn filtered_tools_list_sse_is_rewritten_event_by_event() {
+    let s = stack(&[
+        ("TOOL_SCOPES", "delete_*=mcp:admin"),
+        ("FILTER_TOOLS_LIST", "true"),
+    ])
+    .await;
+    let a = call(&s, &s.token(), &[("x-test-sse", "1")], TOOLS_LIST).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("cache-control"), Some("private"));
+    let text = String::from_utf8(a.body.to_vec()).unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 2, "{text}");
+    assert!(
+        events[0].contains("notifications/progress"),
+        "untouched: {text}"
+    );
+    let data = events[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let result: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(listed(&result), ["echo", "read_notes"]);
+}
+
+#[tokio::test]
+async fn without_filtering_tools_list_passes_unchanged() {
+    let s = stack(&[("TOOL_SCOPES", "delete_*=mcp:admin")]).await;
+    let a = call(&s, &s.token(), &[], TOOLS_LIST).await;
+    assert_eq!(listed(&a.json()), TOOLS);
+    assert_ne!(a.header("cache-control"), Some("private"));
+}
