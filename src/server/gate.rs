@@ -32,6 +32,7 @@ use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
 use crate::metrics::{Metrics, Outcome};
 use crate::policy::enforce::{Enforcer, Verdict};
+use crate::policy::reload::Reloader;
 use crate::proxy::{Proxy, ProxySettings};
 
 /// Everything a request needs, shared by all connections.
@@ -124,6 +125,18 @@ impl Gate {
     /// The signing-key caches, one per issuer (to run their refreshers).
     pub fn key_caches(&self) -> impl Iterator<Item = &Arc<KeyCache>> {
         self.auth.issuers().iter().map(|i| &i.keys)
+    }
+
+    /// The watcher of `POLICY_FILE`, when the rules come from one (to run beside the server).
+    pub fn policy_reloader(&self, config: &Config) -> Option<Reloader> {
+        let (enforcer, path) = (self.policy.as_ref()?, config.mcp_policy.file.as_ref()?);
+        Some(Reloader::new(
+            enforcer.clone(),
+            path.clone(),
+            config.mcp_policy.rules.base_scopes.clone(),
+            config.mcp_policy.reload_interval,
+            self.metrics.clone(),
+        ))
     }
 
     /// The absolute URL of the metadata document (for the start-up log line).

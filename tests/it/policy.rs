@@ -291,3 +291,77 @@ async fn without_filtering_tools_list_passes_unchanged() {
     assert_eq!(listed(&a.json()), TOOLS);
     assert_ne!(a.header("cache-control"), Some("private"));
 }
+
+#[tokio::test]
+async fn the_policy_file_is_reloaded_while_serving_and_a_bad_version_keeps_the_old_rules() {
+    let deny =
+        |tool: &str| format!("[[rule]]\nmethod = \"tools/call\"\nname = \"{tool}\"\ndeny = true\n");
+    let file = PolicyFile::new(&deny("wipe_*"));
+    let metrics_addr = free_addr();
+    let s = stack(&[
+        ("POLICY_FILE", file.path()),
+        ("POLICY_RELOAD_INTERVAL", "100ms"),
+        ("METRICS_ADDR", &metrics_addr.to_string()),
+    ])
+    .await;
+    assert_eq!(call(&s, &s.token(), &[], ECHO).await.status, 200);
+
+    std::fs::write(&file.0, deny("echo")).unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = call(&s, &s.token(), &[], ECHO).await.status;
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 403, "the new rules are in force");
+
+    // A broken version: the previous rules stay, and the failure is counted.
+    std::fs::write(
+        &file.0,
+        "[[rule]]\nmethod = \"tools/call\"\nall_of = [\"offline_access\"]\n",
+    )
+    .unwrap();
+    let scrape = || async {
+        String::from_utf8(
+            get(&format!("http://{metrics_addr}/metrics"), &[])
+                .await
+                .body
+                .to_vec(),
+        )
+        .unwrap()
+    };
+    let mut text = scrape().await;
+    for _ in 0..50 {
+        if text.contains("mcp_gate_policy_reloads_total{result=\"error\"} 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        text = scrape().await;
+    }
+    assert!(
+        text.contains("mcp_gate_policy_reloads_total{result=\"error\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcp_gate_policy_reloads_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    assert_eq!(
+        call(&s, &s.token(), &[], ECHO).await.status,
+        403,
+        "old rules kept"
+    );
+    assert_eq!(
+        call(
+            &s,
+            &s.token(),
+            &[],
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"wipe_all"}}"#
+        )
+        .await
+        .status,
+        200
+    );
+}
