@@ -160,4 +160,23 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn every_policy_example_in_the_readme_parses() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("## Authorization rules")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap();
+        let examples: Vec<&str> = section
+            .split("```toml\n")
+            .skip(1)
+            .map(|block| block.split("```").next().unwrap())
+            .collect();
+        assert_eq!(examples.len(), 4);
+        for example in examples {
+            crate::policy::file::parse_toml(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+        }
+    }
 }
