@@ -65,6 +65,21 @@ struct IssuerLabels {
     issuer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct McpLabels {
+    /// A known MCP method or `other` (`policy::audit::method_label`).
+    method: &'static str,
+    /// A name pattern from the policy or `other` (`policy::audit::name_label`): bounded by the
+    /// configuration, never taken from the request.
+    name: String,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 /// Every metric of one gate.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +96,8 @@ pub struct Metrics {
     keys_loaded_at: Mutex<Vec<(String, u64)>>,
     cache_hits: Counter,
     cache_misses: Counter,
+    mcp_requests: Family<McpLabels, Counter>,
+    policy_reloads: Family<ResultLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -155,8 +172,22 @@ impl Metrics {
             "Tokens checked in full",
             cache_misses.clone(),
         );
+        let mcp_requests = Family::<McpLabels, Counter>::default();
+        registry.register(
+            "mcp_requests",
+            "MCP requests the authorization rules inspected, by method, rule name pattern and decision",
+            mcp_requests.clone(),
+        );
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Reloads of POLICY_FILE by result (an error keeps the previous rules)",
+            policy_reloads.clone(),
+        );
         Metrics {
             registry,
+            mcp_requests,
+            policy_reloads,
             requests,
             refusals,
             request_duration,
@@ -235,6 +266,25 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
+    }
+
+    /// One MCP request the authorization rules inspected, with bounded labels.
+    pub fn mcp_request(&self, method: &'static str, name: String, decision: &'static str) {
+        self.mcp_requests
+            .get_or_create(&McpLabels {
+                method,
+                name,
+                decision,
+            })
+            .inc();
+    }
+
+    /// A new version of the policy file was loaded (`ok`) or refused.
+    pub fn policy_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.policy_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     pub fn cache_hit(&self) {

@@ -17,13 +17,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{LengthLimitError, Limited};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::http::body::ResponseBody;
+use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::error::GateError;
 use crate::http::forwarded::{self, TrustedProxies};
 use crate::http::target;
@@ -34,7 +33,7 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// Forwards accepted requests to one upstream.
 pub struct Proxy {
-    client: Client<HttpsConnector<HttpConnector>, Limited<Incoming>>,
+    client: Client<HttpsConnector<HttpConnector>, Limited<RequestBody>>,
     /// The upstream's scheme and authority: every upstream URI is built from these parts and the
     /// request's path-and-query, never by concatenating strings, so no target can change them.
     scheme: Scheme,
@@ -96,7 +95,7 @@ impl Proxy {
     /// ([`crate::http::target::classify`]).
     pub async fn forward(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         client: SocketAddr,
         tls: bool,
     ) -> Result<Response<ResponseBody>, GateError> {

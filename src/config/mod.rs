@@ -10,6 +10,7 @@
 //! - [`parse`] — value parsers: lists, sizes, the resource and upstream URLs.
 //! - [`issuers`] — `AUTHORIZATION_SERVER` paired with `JWKS_URI` and `EXPECTED_ISSUER`.
 //! - [`policy`] — the token rules every issuer's policy shares.
+//! - [`mcp_policy`] — `POLICY_FILE` / `TOOL_SCOPES`: the MCP authorization rules (issue #10).
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub(crate) mod issuers;
 pub(crate) mod limits;
+pub(crate) mod mcp_policy;
 pub(crate) mod parse;
 pub(crate) mod policy;
 pub(crate) mod service;
@@ -25,6 +27,7 @@ pub(crate) mod settings;
 pub(crate) mod vars;
 
 pub(crate) use issuers::TrustedIssuer;
+pub(crate) use mcp_policy::McpPolicy;
 pub(crate) use parse::is_loopback_host;
 pub(crate) use policy::TokenRules;
 pub use service::{LogFormat, TlsFiles};
@@ -44,6 +47,9 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    /// A `POLICY_FILE` or `TOOL_SCOPES` whose rules cannot be used (the message names the rule).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::file::PolicyError),
 }
 
 fn invalid(var: Var, value: &str, expected: impl Into<String>) -> ConfigError {
@@ -118,6 +124,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The MCP authorization rules (`POLICY_FILE` / `TOOL_SCOPES`, `FILTER_TOOLS_LIST`).
+    pub mcp_policy: McpPolicy,
 }
 
 impl Config {
@@ -150,10 +158,21 @@ impl Config {
             max_token_size,
             &mut warnings,
         )?;
-        let scopes_supported = match v.get(Var::SCOPES_SUPPORTED) {
+        let mut scopes_supported = match v.get(Var::SCOPES_SUPPORTED) {
             Some(_) => policy::scope_list(&v, Var::SCOPES_SUPPORTED)?,
             None => policy.required_scopes.clone(),
         };
+        let challenge_scopes = policy::challenge_scopes(&policy.required_scopes, &scopes_supported);
+        // Challenges name scopes as clients request them, so a step-up names the base scopes in
+        // that form too.
+        let mcp_policy = mcp_policy::mcp_policy(&v, &challenge_scopes)?;
+        // Clients that register once ask for what the metadata lists: the scopes the rules can
+        // require belong there (RFC 9728 §2), never offline_access (`scopes_used` leaves it out).
+        for scope in crate::policy::decide::scopes_used(&mcp_policy.rules) {
+            if !scopes_supported.contains(&scope) {
+                scopes_supported.push(scope);
+            }
+        }
 
         let config = Config {
             listen_addr,
@@ -162,7 +181,7 @@ impl Config {
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
             issuers,
-            challenge_scopes: policy::challenge_scopes(&policy.required_scopes, &scopes_supported),
+            challenge_scopes,
             policy,
             scopes_supported,
             resource_name: v.get(Var::RESOURCE_NAME).map(str::to_string),
@@ -193,6 +212,7 @@ impl Config {
             max_connections_per_ip: limits::max_connections_per_ip(&v)?,
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
             trusted_proxies: parse::trusted_proxies(&v)?,
+            mcp_policy,
         };
         Ok((config, warnings))
     }
@@ -239,6 +259,21 @@ mod tests {
         assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.max_connections_per_ip, Some(1000));
         assert_eq!(c.send_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn metadata_lists_the_scopes_the_rules_require_and_challenges_name_the_base_scopes() {
+        let (c, _) = Config::from_vars(&vars(&[
+            ("REQUIRED_SCOPES", "mcp:tools"),
+            (
+                "TOOL_SCOPES",
+                "delete_*=mcp:admin;export_*=mcp:tools mcp:export",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.scopes_supported, ["mcp:tools", "mcp:admin", "mcp:export"]);
+        assert_eq!(c.challenge_scopes, ["mcp:tools"]);
+        assert_eq!(c.mcp_policy.rules.base_scopes, ["mcp:tools"]);
     }
 
     #[test]

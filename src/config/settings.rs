@@ -178,6 +178,22 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "Front proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-* and Forwarded headers are believed [default: none]",
     ),
+    s(Var::POLICY_FILE,
+        None,
+        "TOML file of MCP authorization rules (per method/tool scopes, claims, deny); re-read when it changes",
+    ),
+    s(Var::TOOL_SCOPES,
+        None,
+        "Shorthand rules instead of POLICY_FILE: `delete_*=mcp:admin;export_*=mcp:admin mcp:export` (tool glob = scopes a tools/call needs)",
+    ),
+    s(Var::FILTER_TOOLS_LIST,
+        Some("false"),
+        "Remove the tools a caller may not call from tools/list results (JSON and SSE)",
+    ),
+    s(Var::POLICY_RELOAD_INTERVAL,
+        Some("5s"),
+        "How often POLICY_FILE is checked for a new version",
+    ),
 ];
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::Full;
 use hyper::body::Incoming;
 
@@ -16,6 +17,9 @@ pub enum ResponseBody {
     Full(Full<Bytes>),
     /// The upstream's body, streamed frame by frame as it arrives.
     Upstream(Incoming),
+    /// The upstream's body rewritten as it streams (a filtered `tools/list` SSE stream): boxed,
+    /// since only that rare path pays for it.
+    Rewritten(UnsyncBoxBody<Bytes, hyper::Error>),
 }
 
 impl ResponseBody {
@@ -47,6 +51,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             ResponseBody::Upstream(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Rewritten(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -54,6 +59,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.is_end_stream(),
             ResponseBody::Upstream(b) => b.is_end_stream(),
+            ResponseBody::Rewritten(b) => b.is_end_stream(),
         }
     }
 
@@ -61,6 +67,48 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(b) => b.size_hint(),
             ResponseBody::Upstream(b) => b.size_hint(),
+            ResponseBody::Rewritten(b) => b.size_hint(),
+        }
+    }
+}
+
+/// A request body on its way upstream: the client's stream, or the bytes the gate read whole to
+/// inspect them (MCP authorization rules), forwarded exactly as received.
+///
+/// An enum for the same reason as [`ResponseBody`]: the streamed case, which every request takes
+/// when no rule reads bodies, costs one match per frame and no allocation.
+pub enum RequestBody {
+    /// The client's body, streamed frame by frame.
+    Streamed(Incoming),
+    /// The client's body, already read (and bounded by `MAX_REQUEST_BODY`).
+    Buffered(Full<Bytes>),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Streamed(b) => Pin::new(b).poll_frame(cx),
+            RequestBody::Buffered(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Streamed(b) => b.is_end_stream(),
+            RequestBody::Buffered(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Streamed(b) => b.size_hint(),
+            RequestBody::Buffered(b) => b.size_hint(),
         }
     }
 }

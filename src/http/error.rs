@@ -50,6 +50,10 @@ pub enum GateError {
     /// The upstream sent no response headers within `UPSTREAM_TIMEOUT`.
     #[error("the upstream MCP server did not answer within UPSTREAM_TIMEOUT")]
     UpstreamTimeout,
+    /// A filtered `tools/list` result the gate could not filter safely (duplicate member names, or
+    /// larger than the bound): withheld rather than passed on unfiltered (`FILTER_TOOLS_LIST`).
+    #[error("the upstream's tools/list result could not be filtered safely")]
+    ToolsListWithheld,
     /// The metadata document answers only GET, HEAD and OPTIONS.
     #[error("the metadata document supports GET, HEAD and OPTIONS")]
     MetadataMethodNotAllowed,
@@ -83,6 +87,7 @@ impl GateError {
                 StatusCode::BAD_GATEWAY
             }
             GateError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GateError::ToolsListWithheld => StatusCode::BAD_GATEWAY,
             GateError::MetadataMethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             GateError::MetricsNotFound => StatusCode::NOT_FOUND,
             GateError::MalformedRequest => StatusCode::BAD_REQUEST,
@@ -124,6 +129,7 @@ impl GateError {
             GateError::UpstreamUnreachable => "upstream_unreachable",
             GateError::UpstreamBadResponse => "upstream_bad_response",
             GateError::UpstreamTimeout => "upstream_timeout",
+            GateError::ToolsListWithheld => "tools_list_withheld",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
             GateError::MalformedRequest => "malformed_request",
@@ -147,6 +153,7 @@ impl GateError {
             GateError::BodyTooLarge => "request_too_large",
             GateError::UpstreamUnreachable | GateError::UpstreamBadResponse => "bad_gateway",
             GateError::UpstreamTimeout => "gateway_timeout",
+            GateError::ToolsListWithheld => "bad_gateway",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
         }
@@ -159,6 +166,7 @@ impl GateError {
             GateError::UpstreamUnreachable
                 | GateError::UpstreamBadResponse
                 | GateError::UpstreamTimeout
+                | GateError::ToolsListWithheld
         )
     }
 
@@ -211,7 +219,7 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 15] = [
+    const ALL: [GateError; 16] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
@@ -222,6 +230,7 @@ mod tests {
         GateError::BodyTooLarge,
         GateError::UpstreamUnreachable,
         GateError::UpstreamTimeout,
+        GateError::ToolsListWithheld,
         GateError::MetadataMethodNotAllowed,
         GateError::MetricsNotFound,
         GateError::MalformedRequest,

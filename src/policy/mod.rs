@@ -1,6 +1,6 @@
 //! MCP-aware authorization (issue #10): "may *this* caller run *this* tool?", decided on the
-//! JSON-RPC body, with spec-exact step-up. Everything here is pure (no I/O, no clock); the request
-//! path calls it.
+//! JSON-RPC body, with spec-exact step-up. Everything here but [`enforce`], [`filter_body`] and
+//! [`reload`] is pure (no I/O, no clock); those are where the server calls it.
 //!
 //! - [`jsonrpc`] — what a POST body asks for: method, id and MCP name of each message (batches too).
 //! - [`headers`] — the 2026-07-28 `Mcp-Method` / `Mcp-Name` / `MCP-Protocol-Version` headers checked
@@ -10,6 +10,10 @@
 //! - [`decide`] — Allow / StepUp / Deny / BadBody for a body; `may_call`, `scopes_used`.
 //! - [`tools_list`] — `tools/list` results filtered, for JSON bodies and as a streaming SSE rewriter.
 //! - [`audit`] — the audit record and bounded metric labels.
+//! - [`respond`] — the 403 / 400 answers to a refused request.
+//! - [`enforce`] — the request side: read the body, check headers, decide, forward or answer.
+//! - [`reload`] — `POLICY_FILE` re-read while serving; a bad version keeps the old rules.
+//! - [`filter_body`] — `FILTER_TOOLS_LIST` on the response: JSON collected, SSE rewritten as it streams.
 //!
 //! # Wiring it into the request path
 //!
@@ -51,9 +55,13 @@
 
 pub mod audit;
 pub mod decide;
+pub mod enforce;
 pub mod file;
+pub mod filter_body;
 pub mod headers;
 pub mod jsonrpc;
+pub mod reload;
+pub mod respond;
 pub mod rules;
 pub mod tools_list;
 

@@ -7,6 +7,7 @@
 //!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
 //!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
 //!                         └─ accepted ─┬─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
+//!                                      ├─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
 //!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
@@ -22,10 +23,10 @@ use hyper::body::Incoming;
 
 use crate::auth::challenge::Challenges;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
-use crate::auth::{Authenticator, Issuer};
+use crate::auth::{Authenticator, Issuer, Refusal};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
-use crate::http::body::ResponseBody;
+use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::cors::{Cors, OriginCheck};
 use crate::http::error::GateError;
 use crate::http::forwarded::TrustedProxies;
@@ -33,6 +34,8 @@ use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
 use crate::http::target::{self, Target};
 use crate::metrics::{Metrics, Outcome};
+use crate::policy::enforce::{Enforcer, Verdict};
+use crate::policy::reload::Reloader;
 use crate::proxy::{Proxy, ProxySettings};
 
 /// Everything a request needs, shared by all connections.
@@ -49,6 +52,8 @@ pub struct Gate {
     tls: bool,
     /// Whose `X-Forwarded-For` names the client in the access log.
     trusted_proxies: TrustedProxies,
+    /// The MCP authorization rules; `None` (no body is ever read) when none are configured.
+    policy: Option<Arc<Enforcer>>,
 }
 
 impl Gate {
@@ -83,7 +88,6 @@ impl Gate {
             })
             .collect();
         Gate {
-            metadata,
             challenges,
             auth: Authenticator::new(
                 issuers,
@@ -104,6 +108,16 @@ impl Gate {
             ),
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
+            policy: config.mcp_policy.is_active().then(|| {
+                Arc::new(Enforcer::new(
+                    config.mcp_policy.rules.clone(),
+                    config.mcp_policy.filter_tools_list,
+                    config.max_request_body,
+                    metadata.url(),
+                    config.upstream_timeout,
+                ))
+            }),
+            metadata,
             metrics,
             tls: config.tls.is_some(),
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
@@ -118,6 +132,18 @@ impl Gate {
     /// The signing-key caches, one per issuer (to run their refreshers).
     pub fn key_caches(&self) -> impl Iterator<Item = &Arc<KeyCache>> {
         self.auth.issuers().iter().map(|i| &i.keys)
+    }
+
+    /// The watcher of `POLICY_FILE`, when the rules come from one (to run beside the server).
+    pub fn policy_reloader(&self, config: &Config) -> Option<Reloader> {
+        let (enforcer, path) = (self.policy.as_ref()?, config.mcp_policy.file.as_ref()?);
+        Some(Reloader::new(
+            enforcer.clone(),
+            path.clone(),
+            config.mcp_policy.rules.base_scopes.clone(),
+            config.mcp_policy.reload_interval,
+            self.metrics.clone(),
+        ))
     }
 
     /// The absolute URL of the metadata document (for the start-up log line).
@@ -227,14 +253,53 @@ impl Gate {
                     Ok(Target::Forward) => {}
                 }
                 record.outcome = Outcome::Allowed;
-                let started = Instant::now();
-                let response = self.proxy.forward(request, client, self.tls).await;
-                self.metrics.upstream(started.elapsed());
-                response.unwrap_or_else(|e| record.fail(e, version))
+                self.authorized(request, &identity.claims, client, record)
+                    .await
             }
         };
         if let Some(origin) = origin {
             Cors::decorate(&mut response, origin);
+        }
+        response
+    }
+}
+
+impl Gate {
+    /// An authenticated request: the MCP authorization rules when there are any, then the proxy.
+    async fn authorized(
+        &self,
+        request: Request<Incoming>,
+        claims: &Arc<serde_json::Map<String, serde_json::Value>>,
+        client: SocketAddr,
+        record: &mut AccessRecord,
+    ) -> Response<ResponseBody> {
+        let version = request.version();
+        let (request, audit) = match &self.policy {
+            None => (request.map(RequestBody::Streamed), None),
+            Some(policy) => match policy.enforce(request, claims).await {
+                Verdict::Forward(request, audit) => (request, audit),
+                Verdict::Refuse(refused) => {
+                    record.outcome = Outcome::Refused;
+                    record.reason = Some(refused.reason);
+                    let status = refused.response.status().as_u16();
+                    refused.audit.finish(record, status, &self.metrics);
+                    return refused.response;
+                }
+                Verdict::Fail(e) => return record.fail(e, version),
+                Verdict::MalformedScopes => {
+                    record.outcome = Outcome::Refused;
+                    record.reason = Some(Refusal::MalformedClaims.reason());
+                    return self.challenges.respond(Refusal::MalformedClaims);
+                }
+            },
+        };
+        let started = Instant::now();
+        let response = self.proxy.forward(request, client, self.tls).await;
+        self.metrics.upstream(started.elapsed());
+        let mut response = response.unwrap_or_else(|e| record.fail(e, version));
+        if let Some(mut audit) = audit {
+            response = audit.filter(response).await;
+            audit.finish(record, response.status().as_u16(), &self.metrics);
         }
         response
     }

@@ -53,6 +53,10 @@ pub async fn serve(
         .map(|keys| tokio::spawn(keys.clone().run(signals.stopped())))
         .collect();
 
+    if let Some(reloader) = gate.policy_reloader(&config) {
+        tokio::spawn(reloader.watch(signals.stopped()));
+    }
+
     let builder = http_builder(&config);
     let connections = Arc::new(Semaphore::new(
         config.max_connections.min(Semaphore::MAX_PERMITS),

@@ -460,3 +460,125 @@ async fn runs_and_serves_as_the_unprivileged_image_user() {
     assert_eq!(status, 200);
     assert_eq!(exit.status.code(), Some(0));
 }
+
+#[test]
+fn a_bad_policy_exits_2_naming_policy_file_the_rule_and_why() {
+    let path =
+        std::env::temp_dir().join(format!("mcp-gate-bad-policy-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[rule]]\nmethod = \"tools/call\"\nname = \"a\"\n\n[[rule]]\nmethod = \"tools/list\"\nname = \"x\"\n",
+    )
+    .unwrap();
+    let out = run_with_env(&[
+        ("UPSTREAM_URL", "http://127.0.0.1:3000"),
+        ("RESOURCE_URI", "https://mcp.example.com/mcp"),
+        ("AUTHORIZATION_SERVER", "https://idp.example.com"),
+        ("POLICY_FILE", path.to_str().unwrap()),
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("POLICY_FILE rule 2 (line 5)"), "{stderr}");
+    assert!(stderr.contains("tools/list has no name"), "{stderr}");
+}
+
+#[tokio::test]
+async fn each_inspected_mcp_request_gets_one_audit_line_without_its_arguments() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let port = free_addr().port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("UPSTREAM_URL", upstream.url())
+        .env("RESOURCE_URI", &resource)
+        .env("AUTHORIZATION_SERVER", &idp.issuer)
+        .env("TOOL_SCOPES", "delete_*=mcp:admin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = stdout_lines(&mut child);
+    wait_ready_on(port).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let auth = bearer(&key.token(&claims(&idp.issuer, &resource)));
+    let allowed = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"secret":"s3cr3t-arg"}}}"#;
+    let refused = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_note","arguments":{"secret":"s3cr3t-arg"}}}"#;
+    assert_eq!(
+        post(&url, &[("authorization", &auth)], allowed)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post(&url, &[("authorization", &auth)], refused)
+            .await
+            .status,
+        403
+    );
+    // Not a POST: not inspected, no audit line.
+    assert_eq!(get(&url, &[("authorization", &auth)]).await.status, 200);
+
+    sigterm(child.id());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(
+        lines.iter().all(|l| !l.contains("s3cr3t-arg")),
+        "tool arguments are never logged"
+    );
+    let audits: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "mcp")
+        .collect();
+    assert_eq!(audits.len(), 2, "{lines:#?}");
+    for a in &audits {
+        assert_eq!(a["target"], "mcp_gate::audit");
+        assert_eq!(a["sub"], "alice");
+        assert_eq!(a["client_id"], "client-1");
+        assert_eq!(a["iss"], idp.issuer);
+        assert_eq!(a["method"], "tools/call");
+        assert!(a["duration_us"].is_u64());
+    }
+    assert_eq!(
+        (
+            &audits[0]["name"],
+            &audits[0]["id"],
+            &audits[0]["decision"],
+            &audits[0]["status"]
+        ),
+        (
+            &Value::from("echo"),
+            &Value::from("1"),
+            &Value::from("allowed"),
+            &Value::from(200)
+        )
+    );
+    assert_eq!(audits[0]["rule"], "default");
+    assert_eq!(
+        (
+            &audits[1]["name"],
+            &audits[1]["decision"],
+            &audits[1]["rule"],
+            &audits[1]["status"]
+        ),
+        (
+            &Value::from("delete_note"),
+            &Value::from("step_up"),
+            &Value::from("rule 1"),
+            &Value::from(403)
+        )
+    );
+    let access: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "request" && v["status"] == 403)
+        .collect();
+    assert_eq!(access[0]["reason"], "policy_step_up");
+}

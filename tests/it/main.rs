@@ -14,6 +14,7 @@ mod http_abuse;
 mod idp_faults;
 mod issuers;
 mod metrics;
+mod policy;
 mod properties;
 mod tls;
 mod upstream_request;

@@ -162,3 +162,47 @@ async fn metrics_count_known_traffic_with_bounded_labels() {
         404
     );
 }
+
+#[tokio::test]
+async fn inspected_mcp_requests_are_counted_by_method_rule_pattern_and_decision() {
+    let metrics_addr = free_addr();
+    let s = stack(&[
+        ("METRICS_ADDR", &metrics_addr.to_string()),
+        ("TOOL_SCOPES", "delete_*=mcp:admin"),
+    ])
+    .await;
+    let auth = bearer(&s.token());
+    let call = |name: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}"}}}}"#)
+    };
+    for name in ["echo", "random_tool_1", "random_tool_2"] {
+        assert_eq!(
+            post(&s.gate.resource(), &[("authorization", &auth)], &call(name))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        post(
+            &s.gate.resource(),
+            &[("authorization", &auth)],
+            &call("delete_x")
+        )
+        .await
+        .status,
+        403
+    );
+    let text = get(&format!("http://{metrics_addr}/metrics"), &[]).await;
+    let text = String::from_utf8(text.body.to_vec()).unwrap();
+    // Tool names the policy does not name share `other`: the label set is bounded by the policy.
+    assert_eq!(
+        value(&text, "mcp_gate_mcp_requests_total{method=\"tools/call\",name=\"other\",decision=\"allowed\"}"),
+        3.0
+    );
+    assert_eq!(
+        value(&text, "mcp_gate_mcp_requests_total{method=\"tools/call\",name=\"delete_*\",decision=\"step_up\"}"),
+        1.0
+    );
+    assert!(!text.contains("random_tool"), "{text}");
+}

@@ -273,6 +273,9 @@ impl TestUpstream {
                 if path == "/slow" {
                     tokio::time::sleep(Duration::from_secs(10)).await;
                 }
+                if body.windows(12).any(|w| w == b"\"tools/list\"") {
+                    return tools_list_response(parts.headers.contains_key("x-test-sse"));
+                }
                 let headers: serde_json::Map<String, Value> = parts
                     .headers
                     .iter()
@@ -319,6 +322,39 @@ impl TestUpstream {
     pub fn release(&self) {
         self.release.notify_one();
     }
+}
+
+/// The tools the test upstream lists.
+pub const TOOLS: [&str; 3] = ["echo", "delete_note", "read_notes"];
+
+/// The test upstream's `tools/list` answer: JSON, or an SSE stream (a progress notification, then
+/// the result, each sent in small chunks split mid-event).
+fn tools_list_response(sse: bool) -> Response<BoxBody> {
+    let tools: Vec<Value> = TOOLS
+        .iter()
+        .map(|n| json!({"name": n, "inputSchema": {"type": "object"}}))
+        .collect();
+    let result = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}});
+    if !sse {
+        return json_response(StatusCode::OK, &result);
+    }
+    let stream = format!(
+        "event: message\ndata: {}\n\nevent: message\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}}),
+        result
+    );
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        for chunk in stream.as_bytes().chunks(17) {
+            if tx.send(Bytes::copy_from_slice(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(BodyExt::boxed(ChannelBody(rx)))
+        .unwrap()
 }
 
 /// A body fed by a channel; dropping it (the gate hung up) closes the channel.
