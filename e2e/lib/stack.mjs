@@ -1,7 +1,9 @@
 // The real components of one scenario: authorization server, upstream MCP servers and the gate,
 // each on a free 127.0.0.1 port, logging to e2e/.logs/<scenario>/<name>.log, stopped by PID.
+import { execFile } from 'node:child_process';
 import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { E2E_DIR, LOG_ROOT, freePort, start, stopAll, waitForHttp } from './processes.mjs';
 
 /** How a child says its port was taken (Node, uvicorn, the gate). */
@@ -79,10 +81,13 @@ export class Stack {
     });
   }
 
-  /** The Python SDK server (e2e/py/server.py): accepts only Host 127.0.0.1:<its port>. */
-  async pythonServer() {
+  /**
+   * A Python SDK server (e2e/py/server.py unless `script` names another, e.g. notes_server.py;
+   * `args` follow the port): accepts only Host 127.0.0.1:<its port>.
+   */
+  async pythonServer({ script = 'server.py', args = [] } = {}) {
     return this._startReady('python-upstream', {}, async (port) => {
-      const proc = this._start('python-upstream', PYTHON, [join(E2E_DIR, 'py', 'server.py'), String(port)]);
+      const proc = this._start('python-upstream', PYTHON, [join(E2E_DIR, 'py', script), String(port), ...args]);
       await proc.waitForOutput(/Uvicorn running on/, 30000);
       return { url: `http://127.0.0.1:${port}`, mcpUrl: `http://127.0.0.1:${port}/mcp`, port, proc };
     });
@@ -138,6 +143,18 @@ export async function initializeWith(mcpUrl, token, clientName = 'e2e') {
   });
   await res.body?.cancel();
   return { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') ?? '' };
+}
+
+/**
+ * Runs the Python SDK client (e2e/py/client.py) against `url` with `token` and the list of
+ * `calls`; resolves its printed JSON array (one { result } or { error } per call).
+ */
+export async function pythonClient(url, token, calls) {
+  const { stdout } = await promisify(execFile)(PYTHON, [join(E2E_DIR, 'py', 'client.py'), url, JSON.stringify(calls)], {
+    env: { ...process.env, MCP_TOKEN: token },
+    timeout: 60000,
+  });
+  return JSON.parse(stdout);
 }
 
 /** A client_credentials access token for `resource` from the pre-registered client mcp-cc. */
