@@ -6,6 +6,9 @@ CALLS is a JSON array run in order on one stateless 2026-07-28 connection (mode 
 initialize; the SDK sends `Mcp-Method` / `Mcp-Name` on every request):
   {"list": true}                              -> tools/list
   {"tool": "read_notes", "arguments": {...}}  -> tools/call
+  {"listen": SECONDS}                         -> subscriptions/listen: waits for the ack, then holds
+                                                 the stream open for SECONDS; {"held": SECONDS} when
+                                                 it is still open then (no event, no loss)
 Prints one JSON array with one entry per call: {"result": <the result as the SDK parsed it>} or
 {"error": {"code", "message", "data"}} (an MCPError, e.g. the gate's 403 JSON-RPC body), or
 {"error": {"type", "message"}} for anything else. Exit status 0 unless CALLS is unusable.
@@ -31,7 +34,22 @@ def dump(value):
     return value.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+async def hold_listen(client, seconds):
+    async with client.listen(tools_list_changed=True) as sub:
+        events = sub.__aiter__()
+        try:
+            with anyio.fail_after(seconds):
+                event = await events.__anext__()
+        except TimeoutError:
+            return {"held": seconds}
+        except StopAsyncIteration:
+            raise RuntimeError("the listen stream ended while held") from None
+        return {"event": repr(event)}
+
+
 async def run_call(client, call):
+    if "listen" in call:
+        return await hold_listen(client, float(call["listen"]))
     if call.get("list"):
         return dump(await client.list_tools())
     return dump(await client.call_tool(call["tool"], call.get("arguments") or {}))

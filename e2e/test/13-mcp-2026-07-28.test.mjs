@@ -169,3 +169,19 @@ test('FILTER_TOOLS_LIST on a JSON upstream: the mcp:tools client lists no delete
   assert.deepEqual(listed.result.tools.map((t) => t.name), ['read_notes']);
   assert.notEqual(listed.result.cacheScope, 'public');
 });
+
+test('a subscriptions/listen stream stays open through the gate well past UPSTREAM_TIMEOUT and IDLE_TIMEOUT', async () => {
+  // Both timeouts at 2 s, the stream held for 6 s: UPSTREAM_TIMEOUT bounds only the wait for response
+  // headers (the listen ack sends them at once), and a stream in flight is not idle.
+  const short = await stack.gate({
+    upstream,
+    issuer: as.issuer,
+    env: { TOOL_SCOPES: 'delete_note=mcp:admin', UPSTREAM_TIMEOUT: '2s', IDLE_TIMEOUT: '2s' },
+  });
+  const token = await clientCredentialsToken(as, short.mcpUrl, { scope: 'mcp:tools' });
+  const started = Date.now();
+  const [held, after] = await pythonClient(short.mcpUrl, token, [{ listen: 6 }, { tool: 'read_notes' }]);
+  assert.deepEqual(held, { result: { held: 6 } }, `the listen stream: ${JSON.stringify(held)}`);
+  assert.ok(Date.now() - started >= 6000);
+  assert.ok(after.result, `a call after the stream: ${JSON.stringify(after)}`);
+});
