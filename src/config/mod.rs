@@ -20,6 +20,7 @@ pub mod issuers;
 pub mod limits;
 pub mod parse;
 pub mod policy;
+pub mod rate_limit;
 pub mod service;
 pub mod settings;
 pub mod vars;
@@ -118,6 +119,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `RATE_LIMIT_*`: every limit off unless set.
+    pub rate_limit: crate::limits::Settings,
 }
 
 impl Config {
@@ -193,6 +196,7 @@ impl Config {
             max_connections_per_ip: limits::max_connections_per_ip(&v)?,
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
             trusted_proxies: parse::trusted_proxies(&v)?,
+            rate_limit: rate_limit::settings(&v)?,
         };
         Ok((config, warnings))
     }
