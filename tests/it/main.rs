@@ -15,5 +15,6 @@ mod idp_faults;
 mod issuers;
 mod metrics;
 mod properties;
+mod rate_limit;
 mod tls;
 mod upstream_request;
