@@ -312,6 +312,85 @@ async fn killing_redis_falls_back_to_local_limits_and_a_restart_shares_again() {
     assert_eq!(count(&shared, 200), 4, "shared again: {shared:?}");
 }
 
+/// A "Redis" that completes the client's connection handshake (`+OK` to each command) and then
+/// never answers a script: the slow-store case, past the connection set-up.
+async fn silent_store() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    if text.contains("EVAL") {
+                        continue;
+                    }
+                    // One `+OK` per command (each is a RESP array: a line starting with `*`).
+                    let commands = text.split("\r\n").filter(|l| l.starts_with('*')).count();
+                    if tcp.write_all(&b"+OK\r\n".repeat(commands)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_in_time_leaves_the_decision_to_local_limits_within_the_bound()
+{
+    let (url, _store) = silent_store().await;
+    let s = stack(&[
+        ("RATE_LIMIT_SUBJECT", "2/1h"),
+        ("RATE_LIMIT_REDIS_URL", &url),
+        ("RATE_LIMIT_REDIS_TIMEOUT", "100ms"),
+    ])
+    .await;
+    let token = s.token();
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(s.post_bearer(&token).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    // Three waits of 100 ms, with room for a loaded machine; an unbounded wait would hang here.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn with_redis_down_closed_refuses_with_503_and_open_lets_everything_through() {
+    let url = format!("redis://{}/0", free_addr());
+    let closed = stack(&[
+        ("RATE_LIMIT_SUBJECT", "1/1h"),
+        ("RATE_LIMIT_REDIS_URL", &url),
+        ("RATE_LIMIT_REDIS_FAILURE", "closed"),
+    ])
+    .await;
+    let answer = closed.post_bearer(&closed.token()).await;
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.json()["error"], "temporarily_unavailable");
+    assert_eq!(closed.upstream.count(), 0);
+
+    let open = stack(&[
+        ("RATE_LIMIT_SUBJECT", "1/1h"),
+        ("RATE_LIMIT_REDIS_URL", &url),
+        ("RATE_LIMIT_REDIS_FAILURE", "open"),
+    ])
+    .await;
+    for _ in 0..3 {
+        assert_eq!(open.post_bearer(&open.token()).await.status, 200);
+    }
+}
+
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
 
 #[tokio::test]
