@@ -132,6 +132,15 @@ impl RateLimiter {
                 }
             }
         });
+        if settings.ip.is_some() || settings.subject.is_some() {
+            let shown = |q: Option<Quota>| q.map_or_else(|| "off".to_string(), |q| q.to_string());
+            tracing::info!(
+                ip = %shown(settings.ip),
+                subject = %shown(settings.subject),
+                store = if redis.is_some() { "redis" } else { "local" },
+                "rate limits"
+            );
+        }
         RateLimiter {
             ip: settings.ip,
             subject: settings.subject,

@@ -59,12 +59,26 @@ async fn the_address_limit_refuses_garbage_tokens_past_the_burst_before_the_toke
 
 #[tokio::test]
 async fn a_429_carries_retry_after_the_ratelimit_fields_and_a_json_body() {
-    let s = stack(&[("RATE_LIMIT_IP", "2/1h")]).await;
+    let s = stack(&[
+        ("RATE_LIMIT_IP", "2/1h"),
+        ("CORS_ALLOWED_ORIGINS", "http://app.example"),
+    ])
+    .await;
     for _ in 0..2 {
         assert_eq!(s.post_bearer(&s.token()).await.status, 200);
     }
-    let answer = s.post_bearer(&s.token()).await;
+    let token = bearer(&s.token());
+    let headers = [
+        ("authorization", token.as_str()),
+        ("origin", "http://app.example"),
+    ];
+    let answer = post(&s.gate.resource(), &headers, "").await;
     assert_eq!(answer.status, 429);
+    // A browser client may read when to retry.
+    let exposed = answer.header("access-control-expose-headers").unwrap();
+    for name in ["Retry-After", "RateLimit", "RateLimit-Policy"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
     // One request costs 1800 s; both were spent a moment ago.
     assert_eq!(answer.header("retry-after"), Some("1800"));
     assert_eq!(answer.header("ratelimit-policy"), Some("\"ip\";q=2;w=3600"));
