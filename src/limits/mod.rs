@@ -123,7 +123,10 @@ impl RateLimiter {
     pub fn new(settings: &Settings, metrics: Arc<Metrics>) -> RateLimiter {
         let redis = settings.redis.as_ref().and_then(|r| {
             match RedisStore::new(&r.url, r.timeout, metrics.clone()) {
-                Ok(store) => Some((store, r.on_failure)),
+                Ok(store) => {
+                    store.warm_up();
+                    Some((store, r.on_failure))
+                }
                 // The URL was validated with the same parser at start; should it still fail, the
                 // limits stay on, per replica.
                 Err(e) => {

@@ -75,6 +75,26 @@ impl RedisStore {
         })
     }
 
+    /// Connects (and loads nothing: `EVALSHA` loads the script on first use) off the request path,
+    /// so the first requests do not pay for the TCP and TLS handshakes inside their few-ms bound.
+    pub fn warm_up(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut connection = self.connection.clone();
+        runtime.spawn(async move {
+            let command = redis::cmd("PING");
+            let ping = command.query_async::<String>(&mut connection);
+            match tokio::time::timeout(Duration::from_secs(10), ping).await {
+                Ok(Ok(_)) => tracing::info!("connected to the rate-limit store"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the rate-limit store does not answer yet")
+                }
+                Err(_) => tracing::warn!("the rate-limit store does not answer yet"),
+            }
+        });
+    }
+
     /// Decides one request for `key` (already namespaced by the caller).
     pub async fn check(&self, quota: &Quota, key: &str) -> Result<Verdict, Unavailable> {
         let (interval, tolerance) = quota.micros();
