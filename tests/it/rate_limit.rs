@@ -289,6 +289,12 @@ async fn two_gates_sharing_redis_share_one_budget() {
     assert_eq!(count(&statuses, 429), 20, "{statuses:?}");
     assert_eq!(r.upstream.count(), 10);
     assert_eq!(redis.keys().await, 1, "one key for alice, not per gate");
+    // The verdict Redis's script recorded carries the same numbers as a local one.
+    let token = bearer(&r.token("alice"));
+    let answer = post(&r.gates[1].resource(), &[("authorization", &token)], "").await;
+    assert_eq!(answer.status, 429);
+    assert_eq!(answer.header("retry-after"), Some("360"));
+    assert_eq!(answer.header("ratelimit"), Some("\"subject\";r=0;t=3600"));
 }
 
 #[tokio::test]
