@@ -11,6 +11,7 @@
 //! - [`issuers`] — `AUTHORIZATION_SERVER` paired with `JWKS_URI` and `EXPECTED_ISSUER`.
 //! - [`policy`] — the token rules every issuer's policy shares.
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
+//! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
