@@ -16,6 +16,7 @@
 //!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response.
 //! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
 //!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
+//! - [`limits`] — rate limits per client address and per subject (GCRA; local or Redis).
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
@@ -25,6 +26,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub(crate) mod http;
+pub(crate) mod limits;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub mod policy;

@@ -54,6 +54,14 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLimitLabels {
+    /// `ip` or `subject`.
+    level: &'static str,
+    /// `allowed`, `limited`, or `unavailable` (Redis down with `RATE_LIMIT_REDIS_FAILURE=closed`).
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FetchLabels {
     /// One of the configured issuers (a closed set).
     issuer: String,
@@ -98,6 +106,9 @@ pub struct Metrics {
     cache_misses: Counter,
     mcp_requests: Family<McpLabels, Counter>,
     policy_reloads: Family<ResultLabels, Counter>,
+    rate_limit_decisions: Family<RateLimitLabels, Counter>,
+    rate_limit_redis_duration: Histogram,
+    rate_limit_redis_failures: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -184,6 +195,25 @@ impl Metrics {
             "Reloads of POLICY_FILE by result (an error keeps the previous rules)",
             policy_reloads.clone(),
         );
+        let rate_limit_decisions = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "rate_limit_decisions",
+            "Rate-limit decisions by level (ip, subject) and decision",
+            rate_limit_decisions.clone(),
+        );
+        // 50 µs … ~100 ms: a loopback or same-zone Redis answers in well under a millisecond.
+        let rate_limit_redis_duration = Histogram::new(exponential_buckets(0.00005, 2.0, 12));
+        registry.register(
+            "rate_limit_redis_duration_seconds",
+            "Round-trip time of a rate-limit decision in Redis",
+            rate_limit_redis_duration.clone(),
+        );
+        let rate_limit_redis_failures = Counter::default();
+        registry.register(
+            "rate_limit_redis_failures",
+            "Rate-limit decisions Redis did not answer in time (RATE_LIMIT_REDIS_FAILURE applied)",
+            rate_limit_redis_failures.clone(),
+        );
         Metrics {
             registry,
             mcp_requests,
@@ -199,6 +229,9 @@ impl Metrics {
             keys_loaded_at: Mutex::new(Vec::new()),
             cache_hits,
             cache_misses,
+            rate_limit_decisions,
+            rate_limit_redis_duration,
+            rate_limit_redis_failures,
         }
     }
 
@@ -293,6 +326,24 @@ impl Metrics {
 
     pub fn cache_miss(&self) {
         self.cache_misses.inc();
+    }
+
+    /// One rate-limit decision at `level` (`ip`, `subject`).
+    pub fn rate_limit_decision(&self, level: &'static str, decision: &'static str) {
+        self.rate_limit_decisions
+            .get_or_create(&RateLimitLabels { level, decision })
+            .inc();
+    }
+
+    /// A decision Redis answered, and how long it took.
+    pub fn rate_limit_redis(&self, elapsed: Duration) {
+        self.rate_limit_redis_duration
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A decision Redis did not answer in time.
+    pub fn rate_limit_redis_failure(&self) {
+        self.rate_limit_redis_failures.inc();
     }
 
     /// The text exposition of every metric.

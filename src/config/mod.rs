@@ -12,6 +12,7 @@
 //! - [`policy`] — the token rules every issuer's policy shares.
 //! - [`mcp_policy`] — `POLICY_FILE` / `TOOL_SCOPES`: the MCP authorization rules (issue #10).
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
+//! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ pub(crate) mod limits;
 pub(crate) mod mcp_policy;
 pub(crate) mod parse;
 pub(crate) mod policy;
+pub(crate) mod rate_limit;
 pub(crate) mod service;
 pub(crate) mod settings;
 pub(crate) mod vars;
@@ -126,6 +128,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The MCP authorization rules (`POLICY_FILE` / `TOOL_SCOPES`, `FILTER_TOOLS_LIST`).
     pub mcp_policy: McpPolicy,
+    /// `RATE_LIMIT_*`: every limit off unless set.
+    pub rate_limit: crate::limits::Settings,
 }
 
 impl Config {
@@ -213,6 +217,7 @@ impl Config {
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
             trusted_proxies: parse::trusted_proxies(&v)?,
             mcp_policy,
+            rate_limit: rate_limit::settings(&v)?,
         };
         Ok((config, warnings))
     }

@@ -6,9 +6,10 @@
 //! [`log_refused_head`] when its connection ends, so every response sent is one line.
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
-//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `complete` — with an empty string for what is
-//! not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema. The token
-//! itself is never a field.
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `complete` — with an empty string for
+//! what is not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema (`limit`
+//! is ours: which rate limit, `ip` or `subject`, refused a `rate_limited` request). The token itself
+//! is never a field.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -39,6 +40,8 @@ pub struct AccessRecord {
     pub iss: Option<Arc<str>>,
     /// Why the request was refused, when it was.
     pub reason: Option<&'static str>,
+    /// The rate limit that refused the request (`ip`, `subject`), when one did.
+    pub limit: Option<&'static str>,
     /// How the request was decided.
     pub outcome: Outcome,
 }
@@ -61,8 +64,14 @@ impl AccessRecord {
             client_id: None,
             iss: None,
             reason: None,
+            limit: None,
             outcome: Outcome::Public,
         }
+    }
+
+    /// The client's address as logged (the peer, or what a trusted proxy says it forwarded).
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
     }
 
     /// Records that the gate answered `error` itself, and returns that answer. An upstream failure
@@ -96,6 +105,7 @@ impl AccessRecord {
             client_id = self.client_id.as_deref().unwrap_or(""),
             iss = self.iss.as_deref().unwrap_or(""),
             reason = self.reason.unwrap_or(""),
+            limit = self.limit.unwrap_or(""),
             complete,
             "request"
         );
@@ -116,6 +126,7 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         client_id: None,
         iss: None,
         reason: Some(error.reason()),
+        limit: None,
         outcome: Outcome::Refused,
     };
     // When the head began to arrive is not known here; the line says about 0 ms.

@@ -18,7 +18,9 @@ use crate::http::body::ResponseBody;
 /// Request headers every MCP transport revision uses.
 const ALLOWED_HEADERS: &str =
     "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
-const EXPOSED_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version";
+/// What a browser client may read: the challenge, MCP's session headers, and when to retry a 429.
+const EXPOSED_HEADERS: &str =
+    "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, Retry-After, RateLimit, RateLimit-Policy";
 const ALLOWED_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 
 /// What a request's `Origin` means for it.

@@ -70,6 +70,13 @@ pub enum GateError {
     /// A request target over hyper's own URI limit (64 KiB); answered by hyper itself.
     #[error("the request target is too long")]
     UriTooLong,
+    /// Over `RATE_LIMIT_IP` or `RATE_LIMIT_SUBJECT` (RFC 6585 §4); `limits::refusal` adds
+    /// `Retry-After` and the `RateLimit` fields, the access log's `limit` says which.
+    #[error("too many requests; retry after the time in Retry-After")]
+    RateLimited,
+    /// The shared rate-limit store did not answer and `RATE_LIMIT_REDIS_FAILURE=closed`.
+    #[error("the rate-limit store is unavailable")]
+    RateLimitUnavailable,
 }
 
 impl GateError {
@@ -93,6 +100,8 @@ impl GateError {
             GateError::MalformedRequest => StatusCode::BAD_REQUEST,
             GateError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GateError::UriTooLong => StatusCode::URI_TOO_LONG,
+            GateError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            GateError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -135,6 +144,8 @@ impl GateError {
             GateError::MalformedRequest => "malformed_request",
             GateError::HeaderTooLarge => "header_too_large",
             GateError::UriTooLong => "uri_too_long",
+            GateError::RateLimited => "rate_limited",
+            GateError::RateLimitUnavailable => "rate_limit_unavailable",
         }
     }
 
@@ -156,6 +167,8 @@ impl GateError {
             GateError::ToolsListWithheld => "bad_gateway",
             GateError::MetadataMethodNotAllowed => "method_not_allowed",
             GateError::MetricsNotFound => "not_found",
+            GateError::RateLimited => "rate_limited",
+            GateError::RateLimitUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -219,7 +232,7 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 16] = [
+    const ALL: [GateError; 18] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
@@ -236,6 +249,8 @@ mod tests {
         GateError::MalformedRequest,
         GateError::HeaderTooLarge,
         GateError::UriTooLong,
+        GateError::RateLimited,
+        GateError::RateLimitUnavailable,
     ];
 
     #[test]

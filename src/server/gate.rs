@@ -5,8 +5,10 @@
 //!          ├ metadata paths ─► RFC 9728 document (public)
 //!          ├ health paths   ─► /healthz, /readyz (public)
 //!          ├ Origin not allowed ─► 403; allowed preflight ─► 204 (before auth)
+//!          ├ over RATE_LIMIT_IP ─► 429 (before the token is looked at)
 //!          └ auth::check ─┬─ refused ─► challenge (400/401/403/503)
-//!                         └─ accepted ─┬─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
+//!                         └─ accepted ─┬─ over RATE_LIMIT_SUBJECT ─► 429
+//!                                      ├─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
 //!                                      ├─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
 //!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
@@ -33,6 +35,7 @@ use crate::http::forwarded::TrustedProxies;
 use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
 use crate::http::target::{self, Target};
+use crate::limits::{RateLimiter, Refused};
 use crate::metrics::{Metrics, Outcome};
 use crate::policy::enforce::{Enforcer, Verdict};
 use crate::policy::reload::Reloader;
@@ -50,10 +53,12 @@ pub struct Gate {
     metrics: Arc<Metrics>,
     /// Whether clients reach the gate over TLS it terminates (for `X-Forwarded-Proto`).
     tls: bool,
-    /// Whose `X-Forwarded-For` names the client in the access log.
+    /// Whose `X-Forwarded-For` names the client in the access log and the address rate limit.
     trusted_proxies: TrustedProxies,
     /// The MCP authorization rules; `None` (no body is ever read) when none are configured.
     policy: Option<Arc<Enforcer>>,
+    /// `RATE_LIMIT_*`.
+    limits: RateLimiter,
 }
 
 impl Gate {
@@ -87,7 +92,9 @@ impl Gate {
                 Issuer::new(trusted.policy.clone(), keys)
             })
             .collect();
+        let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
         Gate {
+            limits,
             challenges,
             auth: Authenticator::new(
                 issuers,
@@ -227,6 +234,10 @@ impl Gate {
             OriginCheck::Absent => None,
         };
 
+        // Before the token: a flood of garbage tokens costs one map lookup per request here.
+        if let Err(refused) = self.limits.check_address(record.client_ip()).await {
+            return rate_limited(refused, record, version, origin);
+        }
         let mut response = match self
             .auth
             .check(request.headers(), request.uri().query())
@@ -238,9 +249,13 @@ impl Gate {
                 self.challenges.respond(refusal)
             }
             Ok(identity) => {
+                let limited = self.limits.check_subject(&identity).await;
                 record.sub = identity.sub;
                 record.client_id = identity.client_id;
                 record.iss = identity.issuer;
+                if let Err(refused) = limited {
+                    return rate_limited(refused, record, version, origin);
+                }
                 if origin.is_some() {
                     // The gate has enforced the origin policy; upstream SDK servers apply their own
                     // localhost-only rule to `Origin` and would refuse every browser request.
@@ -303,6 +318,22 @@ impl Gate {
         }
         response
     }
+}
+
+/// The 429 (or 503) for a request a rate limit refused, logged with the limit that did; never forwarded.
+fn rate_limited(
+    refused: Refused,
+    record: &mut AccessRecord,
+    version: http::Version,
+    origin: Option<HeaderValue>,
+) -> Response<ResponseBody> {
+    record.limit = Some(refused.level().as_str());
+    let mut response = record.fail(refused.error(), version);
+    refused.decorate(&mut response);
+    if let Some(origin) = origin {
+        Cors::decorate(&mut response, origin);
+    }
+    response
 }
 
 fn is_read(method: &Method) -> bool {

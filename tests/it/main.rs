@@ -16,5 +16,6 @@ mod issuers;
 mod metrics;
 mod policy;
 mod properties;
+mod rate_limit;
 mod tls;
 mod upstream_request;
