@@ -7,6 +7,8 @@
 //! `x5u`, `x5c`, `jwk`) are never read: keys come only from the authorization server's JWKS.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::sync::Arc;
+
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -58,6 +60,9 @@ pub struct Verified {
     /// The configured issuer whose keys and policy accepted it, for the access log. Left `None` by
     /// the pure check (its caller knows the policy it passed); set by `auth::Authenticator`.
     pub issuer: Option<std::sync::Arc<str>>,
+    /// Every verified claim, shared (not copied) with the verified-token cache: what the identity
+    /// headers sent upstream are made of.
+    pub claims: Arc<Map<String, Value>>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -66,7 +71,7 @@ pub struct Verified {
 pub struct Facts {
     alg: Alg,
     typ: Option<String>,
-    claims: Map<String, Value>,
+    claims: Arc<Map<String, Value>>,
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
     /// `exp`, seconds since the epoch (rounded down).
@@ -150,7 +155,7 @@ pub fn verify_with_facts(
         })
         .ok_or(Refusal::BadSignature)?;
 
-    let claims = decode_object(payload_b64)?;
+    let claims = Arc::new(decode_object(payload_b64)?);
     let verified = check_claims(&claims, policy, now)?;
     let typ = match header.get("typ") {
         Some(Value::String(t)) => Some(t.clone()),
@@ -265,8 +270,10 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
-fn check_claims(
-    claims: &Map<String, Value>,
+/// Every rule but the signature's, over a claims set that is already trusted (a verified JWS's
+/// payload, or an introspection response from the issuer).
+pub(crate) fn check_claims(
+    claims: &Arc<Map<String, Value>>,
     policy: &Policy,
     now: u64,
 ) -> Result<Verified, Refusal> {
@@ -333,6 +340,7 @@ fn check_claims(
         client_id,
         exp: exp as u64,
         issuer: None,
+        claims: claims.clone(),
     })
 }
 

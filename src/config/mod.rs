@@ -118,6 +118,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `CLAIM_HEADERS` and `IDENTITY_HEADERS_STRIP`: what the upstream is told of the caller.
+    pub identity_headers: crate::http::identity::IdentityHeaders,
 }
 
 impl Config {
@@ -193,6 +195,7 @@ impl Config {
             max_connections_per_ip: limits::max_connections_per_ip(&v)?,
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
             trusted_proxies: parse::trusted_proxies(&v)?,
+            identity_headers: service::identity_headers(&v)?,
         };
         Ok((config, warnings))
     }
@@ -374,6 +377,9 @@ mod tests {
             ("MAX_CONNECTIONS_PER_IP", "-1"),
             ("SEND_TIMEOUT", "0s"),
             ("SEND_TIMEOUT", "forever"),
+            ("CLAIM_HEADERS", "sub=Authorization"),
+            ("CLAIM_HEADERS", "sub"),
+            ("IDENTITY_HEADERS_STRIP", "*"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);

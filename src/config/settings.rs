@@ -178,6 +178,14 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "Front proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-* and Forwarded headers are believed [default: none]",
     ),
+    s(Var::CLAIM_HEADERS,
+        None,
+        "Verified claims sent upstream as headers: claim=Header pairs, comma-separated (dotted paths; arrays joined by commas; unsafe text RFC 8187-encoded as UTF-8''…), e.g. sub=X-Auth-Subject,email=X-Auth-Email",
+    ),
+    s(Var::IDENTITY_HEADERS_STRIP,
+        Some(crate::http::identity::DEFAULT_STRIP),
+        "Identity headers removed from every client request (names, or prefixes ending in *), besides those CLAIM_HEADERS names",
+    ),
 ];
 
 #[cfg(test)]

@@ -97,6 +97,7 @@ impl Gate {
                 timeout: config.upstream_timeout,
                 max_body: config.max_request_body,
                 trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+                identity: config.identity_headers.clone(),
             }),
             cors: Cors::new(
                 &config.cors_allowed_origins,
@@ -228,7 +229,10 @@ impl Gate {
                 }
                 record.outcome = Outcome::Allowed;
                 let started = Instant::now();
-                let response = self.proxy.forward(request, client, self.tls).await;
+                let response = self
+                    .proxy
+                    .forward(request, client, self.tls, &identity.claims)
+                    .await;
                 self.metrics.upstream(started.elapsed());
                 response.unwrap_or_else(|e| record.fail(e, version))
             }

@@ -11,6 +11,7 @@ mod check;
 mod connection_limits;
 mod gate;
 mod http_abuse;
+mod identity;
 mod idp_faults;
 mod issuers;
 mod metrics;
