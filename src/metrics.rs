@@ -81,6 +81,13 @@ pub struct Metrics {
     keys_loaded_at: Mutex<Vec<(String, u64)>>,
     cache_hits: Counter,
     cache_misses: Counter,
+    introspection_duration: Histogram,
+    decisions: Family<PathLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -155,7 +162,21 @@ impl Metrics {
             "Tokens checked in full",
             cache_misses.clone(),
         );
+        let introspection_duration = latency_histogram();
+        registry.register(
+            "introspection_duration_seconds",
+            "Time each token introspection call took (RFC 7662)",
+            introspection_duration.clone(),
+        );
+        let decisions = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "token_decisions",
+            "Token decisions by the path that made them: jwt, introspection or cache",
+            decisions.clone(),
+        );
         Metrics {
+            introspection_duration,
+            decisions,
             registry,
             requests,
             refusals,
@@ -243,6 +264,15 @@ impl Metrics {
 
     pub fn cache_miss(&self) {
         self.cache_misses.inc();
+    }
+
+    pub fn introspection(&self, elapsed: Duration) {
+        self.introspection_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A token was decided by `path`: `jwt`, `introspection` or `cache`.
+    pub fn decided_by(&self, path: &'static str) {
+        self.decisions.get_or_create(&PathLabels { path }).inc();
     }
 
     /// The text exposition of every metric.

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod introspection;
 pub mod issuers;
 pub mod limits;
 pub mod parse;
@@ -120,6 +121,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `CLAIM_HEADERS` and `IDENTITY_HEADERS_STRIP`: what the upstream is told of the caller.
     pub identity_headers: crate::http::identity::IdentityHeaders,
+    /// `TOKEN_VALIDATION` and `INTROSPECTION_*`; `None` when every token is a JWT checked locally.
+    pub introspection: Option<crate::auth::introspection::IntrospectionSettings>,
 }
 
 impl Config {
@@ -163,6 +166,7 @@ impl Config {
             resource_uri,
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
+            introspection: introspection::introspection(&v, issuers.len(), allow_insecure_http)?,
             issuers,
             challenge_scopes: policy::challenge_scopes(&policy.required_scopes, &scopes_supported),
             policy,
@@ -380,6 +384,7 @@ mod tests {
             ("CLAIM_HEADERS", "sub=Authorization"),
             ("CLAIM_HEADERS", "sub"),
             ("IDENTITY_HEADERS_STRIP", "*"),
+            ("TOKEN_VALIDATION", "opaque"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);
@@ -453,6 +458,35 @@ mod tests {
         assert_eq!(c.scopes_supported, c.policy.required_scopes);
         let (c, _) = Config::from_vars(&vars(&[("ALLOWED_ALGORITHMS", "ES256,EdDSA")])).unwrap();
         assert_eq!(c.policy.algorithms, vec![Alg::ES256, Alg::EdDSA]);
+    }
+
+    #[test]
+    fn introspection_is_off_by_default_and_needs_credentials_and_one_server() {
+        let (c, _) = Config::from_vars(&vars(&[])).unwrap();
+        assert!(c.introspection.is_none());
+        let creds = [
+            ("TOKEN_VALIDATION", "auto"),
+            ("INTROSPECTION_CLIENT_ID", "gate"),
+            ("INTROSPECTION_CLIENT_SECRET", "s3cret"),
+        ];
+        let (c, _) = Config::from_vars(&vars(&creds)).unwrap();
+        let i = c.introspection.unwrap();
+        assert_eq!(i.cache_max_age, Duration::from_secs(60));
+        assert!(
+            !format!("{i:?}").contains("s3cret"),
+            "the secret is never printed"
+        );
+        let e = err(&[("TOKEN_VALIDATION", "introspect")]);
+        assert!(e.starts_with("INTROSPECTION_CLIENT_ID"), "{e}");
+        let mut two = creds.to_vec();
+        two.push((
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com https://b.example.com",
+        ));
+        assert!(err(&two).starts_with("TOKEN_VALIDATION="));
+        let mut post = creds.to_vec();
+        post.push(("INTROSPECTION_AUTH_METHOD", "private_key_jwt"));
+        assert!(err(&post).starts_with("INTROSPECTION_AUTH_METHOD="));
     }
 
     #[test]

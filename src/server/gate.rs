@@ -82,15 +82,25 @@ impl Gate {
                 Issuer::new(trusted.policy.clone(), keys)
             })
             .collect();
+        let mut auth = Authenticator::new(
+            issuers,
+            config.max_token_size,
+            config.token_cache_size,
+            metrics.clone(),
+        );
+        if let Some(settings) = &config.introspection {
+            auth = auth.with_introspection(crate::auth::introspection::Introspector::new(
+                settings.clone(),
+                config.issuers[0].server.clone(),
+                config.allow_insecure_http,
+                config.jwks_fetch_timeout,
+                metrics.clone(),
+            ));
+        }
         Gate {
             metadata,
             challenges,
-            auth: Authenticator::new(
-                issuers,
-                config.max_token_size,
-                config.token_cache_size,
-                metrics.clone(),
-            ),
+            auth,
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,

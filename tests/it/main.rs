@@ -13,6 +13,7 @@ mod gate;
 mod http_abuse;
 mod identity;
 mod idp_faults;
+mod introspection;
 mod issuers;
 mod metrics;
 mod properties;
