@@ -43,6 +43,11 @@ pub const UNAVAILABLE_TTL: Duration = Duration::from_secs(1);
 /// Introspection calls in flight at once, whatever the number of distinct tokens.
 pub const MAX_CONCURRENT_CALLS: usize = 32;
 
+/// Largest introspection answer used: each cached entry holds one, so this times
+/// `INTROSPECTION_CACHE_SIZE` bounds the cache's memory (64 KiB × 10 000 ≈ 640 MiB at worst;
+/// real answers are well under 2 KiB).
+pub const MAX_ANSWER: usize = 64 * 1024;
+
 /// Which tokens are introspected (`TOKEN_VALIDATION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Validation {
@@ -187,6 +192,7 @@ impl Introspector {
     /// Decides `token` under `policy`, through the cache.
     pub async fn check(&self, token: &str, policy: &Policy, now: u64) -> Result<Verified, Refusal> {
         let digest = TokenCache::digest(token);
+        let mut took = None;
         let answer = loop {
             match self.cache.get_value_or_guard_async(&digest).await {
                 Ok(entry) if entry.until > Instant::now() => {
@@ -199,7 +205,9 @@ impl Introspector {
                 }
                 Err(guard) => {
                     self.metrics.decided_by("introspection");
+                    let started = Instant::now();
                     let answer = self.call(token, &policy.issuer).await;
+                    took = Some(started.elapsed());
                     let until = Instant::now() + self.ttl(&answer, now);
                     let _ = guard.insert(Entry {
                         answer: answer.clone(),
@@ -210,7 +218,15 @@ impl Introspector {
             }
         };
         match answer {
-            Answer::Active(claims) => check_claims(&claims, policy, now),
+            Answer::Active(claims) => check_claims(&claims, policy, now).map(|verified| Verified {
+                decided_by: if took.is_some() {
+                    "introspection"
+                } else {
+                    "cache"
+                },
+                introspection: took,
+                ..verified
+            }),
             Answer::Inactive => Err(Refusal::InactiveToken),
             Answer::Unavailable => Err(Refusal::IntrospectionUnavailable),
         }
@@ -254,6 +270,10 @@ impl Introspector {
                 }
             };
             match self.fetcher.send(request, |s| s == 200).await {
+                Ok(a) if a.body.len() > MAX_ANSWER => {
+                    tracing::warn!(bytes = a.body.len(), "introspection: answer too large");
+                    Answer::Unavailable
+                }
                 Ok(a) => {
                     let answer = read_answer(a.status, &a.body, issuer);
                     if answer == Answer::Unavailable {

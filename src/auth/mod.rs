@@ -193,7 +193,10 @@ impl Authenticator {
                 if let Some(decided) = cache.lookup(d, keys, policy, now) {
                     self.metrics.cache_hit();
                     self.metrics.decided_by("cache");
-                    return decided;
+                    return decided.map(|verified| Verified {
+                        decided_by: "cache",
+                        ..verified
+                    });
                 }
                 self.metrics.cache_miss();
                 self.metrics.decided_by("jwt");

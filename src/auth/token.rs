@@ -63,6 +63,11 @@ pub struct Verified {
     /// Every verified claim, shared (not copied) with the verified-token cache: what the identity
     /// headers sent upstream are made of.
     pub claims: Arc<Map<String, Value>>,
+    /// Which path decided: `jwt` (a signature checked now), `introspection` (the endpoint asked
+    /// now) or `cache` (an earlier outcome reused), for the access log.
+    pub decided_by: &'static str,
+    /// How long the introspection call took, when one was made for this request.
+    pub introspection: Option<std::time::Duration>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -341,6 +346,8 @@ pub(crate) fn check_claims(
         exp: exp as u64,
         issuer: None,
         claims: claims.clone(),
+        decided_by: "jwt",
+        introspection: None,
     })
 }
 

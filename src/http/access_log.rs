@@ -6,8 +6,8 @@
 //! [`log_refused_head`] when its connection ends, so every response sent is one line.
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
-//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `complete` — with an empty string for what is
-//! not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema. The token
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `token_path` (`jwt`, `introspection`, `cache`),
+//! `introspection_ms`, `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema. The token
 //! itself is never a field.
 
 use std::net::IpAddr;
@@ -41,6 +41,10 @@ pub struct AccessRecord {
     pub reason: Option<&'static str>,
     /// How the request was decided.
     pub outcome: Outcome,
+    /// Which path decided the token: `jwt`, `introspection` or `cache` (empty when none did).
+    pub token_path: &'static str,
+    /// Milliseconds the introspection call took for this request (0 when none was made).
+    pub introspection_ms: f64,
 }
 
 impl AccessRecord {
@@ -62,6 +66,8 @@ impl AccessRecord {
             iss: None,
             reason: None,
             outcome: Outcome::Public,
+            token_path: "",
+            introspection_ms: 0.0,
         }
     }
 
@@ -96,6 +102,8 @@ impl AccessRecord {
             client_id = self.client_id.as_deref().unwrap_or(""),
             iss = self.iss.as_deref().unwrap_or(""),
             reason = self.reason.unwrap_or(""),
+            token_path = self.token_path,
+            introspection_ms = (self.introspection_ms * 1000.0).round() / 1000.0,
             complete,
             "request"
         );
@@ -117,6 +125,8 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         iss: None,
         reason: Some(error.reason()),
         outcome: Outcome::Refused,
+        token_path: "",
+        introspection_ms: 0.0,
     };
     // When the head began to arrive is not known here; the line says about 0 ms.
     metrics.request(record.status, record.outcome, record.elapsed());

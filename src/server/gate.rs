@@ -226,6 +226,10 @@ impl Gate {
                 record.sub = identity.sub;
                 record.client_id = identity.client_id;
                 record.iss = identity.issuer;
+                record.token_path = identity.decided_by;
+                record.introspection_ms = identity
+                    .introspection
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
                 if origin.is_some() {
                     // The gate has enforced the origin policy; upstream SDK servers apply their own
                     // localhost-only rule to `Origin` and would refuse every browser request.
