@@ -451,6 +451,50 @@ mod tests {
         }
     }
 
+    fn introspector(max_age: u64) -> Introspector {
+        Introspector::new(
+            IntrospectionSettings {
+                validation: Validation::Auto,
+                endpoint: None,
+                client_id: "gate".into(),
+                client_secret: Secret("s".into()),
+                auth: ClientAuth::Basic,
+                cache_max_age: Duration::from_secs(max_age),
+                cache_size: 8,
+            },
+            ISS.into(),
+            false,
+            Duration::from_secs(1),
+            Arc::new(crate::metrics::Metrics::new()),
+        )
+    }
+
+    #[test]
+    fn an_answer_is_reused_at_most_max_age_and_never_past_exp() {
+        const NOW: u64 = 1_800_000_000;
+        let active = |exp: Value| {
+            let mut m = Map::new();
+            m.insert("exp".into(), exp);
+            Answer::Active(Arc::new(m))
+        };
+        let secs = Duration::from_secs;
+        let cases = [
+            (60, active(serde_json::json!(NOW + 10)), secs(10)),
+            (5, active(serde_json::json!(NOW + 10)), secs(5)),
+            (60, active(serde_json::json!(NOW - 10)), Duration::ZERO),
+            (60, active(serde_json::json!("soon")), Duration::ZERO),
+            (60, Answer::Inactive, NEGATIVE_TTL),
+            (60, Answer::Unavailable, UNAVAILABLE_TTL),
+        ];
+        for (max_age, answer, expected) in cases {
+            assert_eq!(
+                introspector(max_age).ttl(&answer, NOW),
+                expected,
+                "{answer:?}"
+            );
+        }
+    }
+
     #[test]
     fn client_credentials_are_form_encoded() {
         assert_eq!(form_encode("a b+c:d/é"), "a+b%2Bc%3Ad%2F%C3%A9");

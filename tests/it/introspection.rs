@@ -24,7 +24,8 @@ enum Mode {
     Stall,
 }
 
-/// An introspection endpoint at `/introspect`.
+/// An introspection endpoint at `/introspect`, and RFC 8414 metadata naming it (issuer: its own
+/// base URL).
 struct Endpoint {
     url: String,
     mode: Arc<Mutex<Mode>>,
@@ -54,6 +55,19 @@ impl Endpoint {
         let handler = move |req: Request<Incoming>| {
             let (m, a, c, d, l) = (m.clone(), a.clone(), c.clone(), d.clone(), l.clone());
             async move {
+                if req
+                    .uri()
+                    .path()
+                    .starts_with("/.well-known/oauth-authorization-server")
+                {
+                    let host = req.headers()["host"].to_str().unwrap().to_string();
+                    let doc = json!({"issuer": format!("http://{host}"),
+                                     "introspection_endpoint": format!("http://{host}/introspect")});
+                    return Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(doc.to_string())).boxed())
+                        .unwrap();
+                }
                 c.fetch_add(1, Ordering::SeqCst);
                 let auth = req
                     .headers()
@@ -163,6 +177,24 @@ async fn an_active_opaque_token_is_accepted_and_a_jwt_is_still_checked_locally()
     );
     // A JWT never reaches the endpoint.
     assert_eq!(s.post_bearer(&s.token()).await.status, 200);
+    assert_eq!(e.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_endpoint_is_found_in_the_servers_metadata_and_introspect_needs_no_keys() {
+    let e = Endpoint::start().await;
+    let base = e.url.trim_end_matches("/introspect").to_string();
+    // The endpoint's server is the only authorization server; it publishes no JWKS, and under
+    // TOKEN_VALIDATION=introspect the gate is ready without keys.
+    let s = stack(&[
+        ("AUTHORIZATION_SERVER", base.as_str()),
+        ("TOKEN_VALIDATION", "introspect"),
+        ("INTROSPECTION_CLIENT_ID", "gate"),
+        ("INTROSPECTION_CLIENT_SECRET", "s"),
+    ])
+    .await;
+    e.activate("opaque-alice", members(&s));
+    assert_eq!(s.post_bearer("opaque-alice").await.status, 200);
     assert_eq!(e.calls(), 1);
 }
 
