@@ -28,7 +28,7 @@ pub mod config;
 pub(crate) mod http;
 pub(crate) mod limits;
 pub(crate) mod logging;
-pub(crate) mod metrics;
+pub mod metrics;
 pub mod policy;
 pub(crate) mod proxy;
 pub(crate) mod server;

@@ -109,6 +109,13 @@ pub struct Metrics {
     rate_limit_decisions: Family<RateLimitLabels, Counter>,
     rate_limit_redis_duration: Histogram,
     rate_limit_redis_failures: Counter,
+    introspection_duration: Histogram,
+    decisions: Family<PathLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -214,7 +221,21 @@ impl Metrics {
             "Rate-limit decisions Redis did not answer in time (RATE_LIMIT_REDIS_FAILURE applied)",
             rate_limit_redis_failures.clone(),
         );
+        let introspection_duration = latency_histogram();
+        registry.register(
+            "introspection_duration_seconds",
+            "Time each token introspection call took (RFC 7662)",
+            introspection_duration.clone(),
+        );
+        let decisions = Family::<PathLabels, Counter>::default();
+        registry.register(
+            "token_decisions",
+            "Token decisions by the path that made them: jwt, introspection or cache",
+            decisions.clone(),
+        );
         Metrics {
+            introspection_duration,
+            decisions,
             registry,
             mcp_requests,
             policy_reloads,
@@ -344,6 +365,16 @@ impl Metrics {
     /// A decision Redis did not answer in time.
     pub fn rate_limit_redis_failure(&self) {
         self.rate_limit_redis_failures.inc();
+    }
+
+    /// An introspection call, and how long it took.
+    pub fn introspection(&self, elapsed: Duration) {
+        self.introspection_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A token was decided by `path`: `jwt`, `introspection` or `cache`.
+    pub fn decided_by(&self, path: &'static str) {
+        self.decisions.get_or_create(&PathLabels { path }).inc();
     }
 
     /// The text exposition of every metric.

@@ -6,7 +6,8 @@
 //! path under `UPSTREAM_URL`'s base path ([`crate::http::target`]). Hop-by-hop headers are dropped
 //! (RFC 9110 §7.6.1); `Host` becomes the upstream's authority (MCP SDK servers refuse a foreign `Host`
 //! with 421); the forwarded headers say what the gate saw ([`crate::http::forwarded`]); every other
-//! header, `Mcp-*` included, passes unchanged. The client's `Authorization` is removed
+//! header, `Mcp-*` included, passes unchanged, except identity headers: a client's copies are removed
+//! and the gate sets its own from the verified claims ([`crate::http::identity`]). The client's `Authorization` is removed
 //! unless `FORWARD_TOKEN=true`: MCP forbids token passthrough. Dropping the client's response (a
 //! hang-up) drops the upstream request with it.
 
@@ -21,10 +22,12 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde_json::{Map, Value};
 
 use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::error::GateError;
 use crate::http::forwarded::{self, TrustedProxies};
+use crate::http::identity::IdentityHeaders;
 use crate::http::target;
 
 static X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
@@ -44,6 +47,8 @@ pub struct Proxy {
     host: HeaderValue,
     /// Whose forwarded headers are believed.
     trusted_proxies: TrustedProxies,
+    /// What the upstream is told of the caller (`CLAIM_HEADERS`), and the spoofable headers removed.
+    identity: IdentityHeaders,
     forward_token: bool,
     timeout: Duration,
     max_body: u64,
@@ -57,6 +62,7 @@ pub struct ProxySettings {
     pub timeout: Duration,
     pub max_body: u64,
     pub trusted_proxies: TrustedProxies,
+    pub identity: IdentityHeaders,
 }
 
 impl Proxy {
@@ -84,6 +90,7 @@ impl Proxy {
             host: HeaderValue::from_str(&authority)
                 .expect("a URL authority is a valid header value"),
             trusted_proxies: settings.trusted_proxies,
+            identity: settings.identity,
             forward_token: settings.forward_token,
             timeout: settings.timeout,
             max_body: settings.max_body,
@@ -92,12 +99,14 @@ impl Proxy {
 
     /// Sends `request` upstream and returns its response, or why the gate answers itself
     /// (413, 400, 502, 504). The request's target has been classified as forwardable
-    /// ([`crate::http::target::classify`]).
+    /// ([`crate::http::target::classify`]); `claims` are the verified token's, for the identity
+    /// headers.
     pub async fn forward(
         &self,
         request: Request<RequestBody>,
         client: SocketAddr,
         tls: bool,
+        claims: &Map<String, Value>,
     ) -> Result<Response<ResponseBody>, GateError> {
         let (mut parts, body) = request.into_parts();
 
@@ -124,6 +133,9 @@ impl Proxy {
 
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
+        // After the hop-by-hop removal: a header named in `Connection:` cannot take the gate's
+        // own identity headers with it.
+        self.identity.apply(headers, claims);
         if !self.forward_token {
             headers.remove(header::AUTHORIZATION);
         }

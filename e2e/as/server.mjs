@@ -13,7 +13,9 @@
 //   AS_DPOP        "true" to keep DPoP enabled (default off)
 //
 // Access tokens are RFC 9068 JWTs (typ at+jwt) whose `aud` is the RFC 8707 `resource` the client
-// asked for; any http(s) resource on 127.0.0.1 or localhost is accepted. Open dynamic client
+// asked for; any http(s) resource on 127.0.0.1 or localhost is accepted. A resource whose path
+// starts with `/opaque/` gets opaque access tokens instead, which only introspection
+// (/token/introspection, RFC 7662) can decide. Open dynamic client
 // registration at /reg; client_credentials; auth code + PKCE with devInteractions (any login
 // and password), which e2e/lib/headless-login.mjs drives with plain form posts; refresh tokens.
 // Pre-registered confidential clients: mcp-cc / mcp-cc-secret (client_secret_basic) and
@@ -82,6 +84,9 @@ function configuration() {
         useGrantedResource: async () => true,
         getResourceServerInfo: async (ctx, resource) => {
           if (!isLocalResource(resource)) throw new errors.InvalidTarget();
+          if (new URL(resource).pathname.startsWith('/opaque/')) {
+            return { scope: resourceScopes.join(' '), audience: resource, accessTokenTTL: ttl, accessTokenFormat: 'opaque' };
+          }
           return {
             scope: resourceScopes.join(' '),
             audience: resource,

@@ -25,7 +25,7 @@ pub struct Challenges {
     prepared: Vec<Prepared>,
 }
 
-/// How long a client should wait before retrying while the IdP's keys are unavailable.
+/// How long a client should wait before retrying while the IdP's keys or introspection are unavailable.
 const RETRY_AFTER_SECS: &str = "5";
 
 impl Challenges {
@@ -83,7 +83,7 @@ impl Challenges {
         if let Some(c) = &p.challenge {
             headers.insert(WWW_AUTHENTICATE, c.clone());
         }
-        if refusal == Refusal::KeysUnavailable {
+        if p.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response

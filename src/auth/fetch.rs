@@ -95,6 +95,11 @@ impl Fetcher {
         Fetcher { client, timeout }
     }
 
+    /// The bound on each request (callers waiting for a slot to make one use it too).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// GETs `url`; anything but a 200 with a body under [`MAX_DOCUMENT`] within the timeout is an error.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
         let answer = self

@@ -13,6 +13,7 @@ pub(crate) mod challenge;
 pub mod claims;
 pub(crate) mod discovery;
 pub(crate) mod fetch;
+pub mod introspection;
 pub(crate) mod key_cache;
 pub mod keys;
 pub(crate) mod refusal;
@@ -55,6 +56,8 @@ pub(crate) struct Authenticator {
     /// decided by.
     cache: Option<token_cache::TokenCache>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Opaque tokens (`TOKEN_VALIDATION=introspect|auto`), asked of the first issuer's endpoint.
+    introspector: Option<introspection::Introspector>,
 }
 
 impl Authenticator {
@@ -74,7 +77,17 @@ impl Authenticator {
             issuers,
             cache: token_cache::TokenCache::new(cache_size),
             metrics,
+            introspector: None,
         }
+    }
+
+    /// Decides opaque tokens by introspection at the (only) issuer's endpoint.
+    pub fn with_introspection(
+        mut self,
+        introspector: introspection::Introspector,
+    ) -> Authenticator {
+        self.introspector = Some(introspector);
+        self
     }
 
     /// The issuers, in configuration order.
@@ -84,7 +97,12 @@ impl Authenticator {
 
     /// Ready when every issuer's keys have loaded: until then some valid tokens would get 503.
     pub fn is_ready(&self) -> bool {
-        self.issuers.iter().all(|i| i.keys.is_ready())
+        // Under TOKEN_VALIDATION=introspect no key decides anything.
+        let keys_unused = self
+            .introspector
+            .as_ref()
+            .is_some_and(|i| i.validation() == introspection::Validation::Introspect);
+        keys_unused || self.issuers.iter().all(|i| i.keys.is_ready())
     }
 
     /// The issuer whose keys and policy decide `token`.
@@ -110,6 +128,22 @@ impl Authenticator {
         // garbage token can never trigger a fetch.
         if token.len() > self.max_token_size {
             return Err(Refusal::TokenTooLarge);
+        }
+        if let Some(introspector) = &self.introspector {
+            let opaque = introspector.validation() == introspection::Validation::Introspect
+                || !introspection::looks_like_jwt(token);
+            if opaque {
+                // Configuration admits introspection with exactly one issuer: an opaque token
+                // cannot say whose it is.
+                let issuer = &self.issuers[0];
+                return introspector
+                    .check(token, &issuer.policy, unix_now())
+                    .await
+                    .map(|verified| Verified {
+                        issuer: Some(issuer.name.clone()),
+                        ..verified
+                    });
+            }
         }
         let issuer = self.issuer_for(token)?;
         let keys = issuer
@@ -149,12 +183,20 @@ impl Authenticator {
             (Some(cache), Some(d)) => {
                 if let Some(decided) = cache.lookup(d, keys, policy, now) {
                     self.metrics.cache_hit();
-                    return decided;
+                    self.metrics.decided_by("cache");
+                    return decided.map(|verified| Verified {
+                        decided_by: "cache",
+                        ..verified
+                    });
                 }
                 self.metrics.cache_miss();
+                self.metrics.decided_by("jwt");
                 cache.remember(*d, token::verify_with_facts(token, keys, policy, now), keys)
             }
-            _ => token::verify(token, keys, policy, now),
+            _ => {
+                self.metrics.decided_by("jwt");
+                token::verify(token, keys, policy, now)
+            }
         }
     }
 }

@@ -54,11 +54,15 @@ pub enum Refusal {
     ClaimRuleFailed,
     /// No signing keys could be loaded from the authorization server.
     KeysUnavailable,
+    /// The introspection endpoint said `active: false` (RFC 7662 §2.2).
+    InactiveToken,
+    /// The introspection endpoint gave no usable answer (down, slow, garbage).
+    IntrospectionUnavailable,
 }
 
 impl Refusal {
     /// Every variant, for building the response table once.
-    pub const ALL: [Refusal; 23] = [
+    pub const ALL: [Refusal; 25] = [
         Refusal::MissingToken,
         Refusal::MultipleTokens,
         Refusal::TokenInQuery,
@@ -82,6 +86,8 @@ impl Refusal {
         Refusal::InsufficientScope,
         Refusal::ClaimRuleFailed,
         Refusal::KeysUnavailable,
+        Refusal::InactiveToken,
+        Refusal::IntrospectionUnavailable,
     ];
 
     /// Position in [`Refusal::ALL`].
@@ -118,6 +124,8 @@ impl Refusal {
             Refusal::InsufficientScope => "insufficient_scope",
             Refusal::ClaimRuleFailed => "claim_rule_failed",
             Refusal::KeysUnavailable => "keys_unavailable",
+            Refusal::InactiveToken => "inactive_token",
+            Refusal::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 
@@ -128,7 +136,7 @@ impl Refusal {
                 400
             }
             Refusal::InsufficientScope | Refusal::ClaimRuleFailed => 403,
-            Refusal::KeysUnavailable => 503,
+            Refusal::KeysUnavailable | Refusal::IntrospectionUnavailable => 503,
             _ => 401,
         }
     }
@@ -165,6 +173,9 @@ impl Refusal {
             }
             Refusal::KeysUnavailable => {
                 "The authorization server's signing keys are unavailable; retry shortly"
+            }
+            Refusal::IntrospectionUnavailable => {
+                "The authorization server cannot confirm the access token now; retry shortly"
             }
             _ => "The access token is invalid",
         }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -63,6 +64,11 @@ pub struct Verified {
     /// The whole verified claims set, for the MCP authorization rules (`policy::decide::Caller`).
     /// Shared, not copied: the verified-token cache hands out the same map on every hit.
     pub claims: Arc<Map<String, Value>>,
+    /// Which path decided: `jwt` (a signature checked now), `introspection` (the endpoint asked
+    /// now) or `cache` (an earlier outcome reused), for the access log.
+    pub decided_by: &'static str,
+    /// How long the introspection call took, when one was made for this request.
+    pub introspection: Option<std::time::Duration>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -270,7 +276,9 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
-fn check_claims(
+/// Every rule but the signature's, over a claims set that is already trusted (a verified JWS's
+/// payload, or an introspection response from the issuer).
+pub(crate) fn check_claims(
     claims: &Arc<Map<String, Value>>,
     policy: &Policy,
     now: u64,
@@ -339,6 +347,8 @@ fn check_claims(
         exp: exp as u64,
         issuer: None,
         claims: claims.clone(),
+        decided_by: "jwt",
+        introspection: None,
     })
 }
 

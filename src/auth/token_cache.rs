@@ -112,6 +112,7 @@ fn is_lasting(refusal: Refusal) -> bool {
             | Refusal::UnknownKid
             | Refusal::AmbiguousKey
             | Refusal::KeysUnavailable
+            | Refusal::IntrospectionUnavailable
             | Refusal::MissingToken
             | Refusal::MultipleTokens
             | Refusal::TokenInQuery

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub(crate) mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod limits;
 pub(crate) mod mcp_policy;
@@ -130,6 +131,10 @@ pub struct Config {
     pub mcp_policy: McpPolicy,
     /// `RATE_LIMIT_*`: every limit off unless set.
     pub rate_limit: crate::limits::Settings,
+    /// `CLAIM_HEADERS` and `IDENTITY_HEADERS_STRIP`: what the upstream is told of the caller.
+    pub identity_headers: crate::http::identity::IdentityHeaders,
+    /// `TOKEN_VALIDATION` and `INTROSPECTION_*`; `None` when every token is a JWT checked locally.
+    pub introspection: Option<crate::auth::introspection::IntrospectionSettings>,
 }
 
 impl Config {
@@ -184,6 +189,7 @@ impl Config {
             resource_uri,
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
+            introspection: introspection::introspection(&v, issuers.len(), allow_insecure_http)?,
             issuers,
             challenge_scopes,
             policy,
@@ -218,6 +224,7 @@ impl Config {
             trusted_proxies: parse::trusted_proxies(&v)?,
             mcp_policy,
             rate_limit: rate_limit::settings(&v)?,
+            identity_headers: service::identity_headers(&v)?,
         };
         Ok((config, warnings))
     }
@@ -414,6 +421,10 @@ mod tests {
             ("MAX_CONNECTIONS_PER_IP", "-1"),
             ("SEND_TIMEOUT", "0s"),
             ("SEND_TIMEOUT", "forever"),
+            ("CLAIM_HEADERS", "sub=Authorization"),
+            ("CLAIM_HEADERS", "sub"),
+            ("IDENTITY_HEADERS_STRIP", "*"),
+            ("TOKEN_VALIDATION", "opaque"),
         ];
         for (var, value) in cases {
             let e = err(&[(var, value)]);
@@ -487,6 +498,35 @@ mod tests {
         assert_eq!(c.scopes_supported, c.policy.required_scopes);
         let (c, _) = Config::from_vars(&vars(&[("ALLOWED_ALGORITHMS", "ES256,EdDSA")])).unwrap();
         assert_eq!(c.policy.algorithms, vec![Alg::ES256, Alg::EdDSA]);
+    }
+
+    #[test]
+    fn introspection_is_off_by_default_and_needs_credentials_and_one_server() {
+        let (c, _) = Config::from_vars(&vars(&[])).unwrap();
+        assert!(c.introspection.is_none());
+        let creds = [
+            ("TOKEN_VALIDATION", "auto"),
+            ("INTROSPECTION_CLIENT_ID", "gate"),
+            ("INTROSPECTION_CLIENT_SECRET", "s3cret"),
+        ];
+        let (c, _) = Config::from_vars(&vars(&creds)).unwrap();
+        let i = c.introspection.unwrap();
+        assert_eq!(i.cache_max_age, Duration::from_secs(60));
+        assert!(
+            !format!("{i:?}").contains("s3cret"),
+            "the secret is never printed"
+        );
+        let e = err(&[("TOKEN_VALIDATION", "introspect")]);
+        assert!(e.starts_with("INTROSPECTION_CLIENT_ID"), "{e}");
+        let mut two = creds.to_vec();
+        two.push((
+            "AUTHORIZATION_SERVER",
+            "https://a.example.com https://b.example.com",
+        ));
+        assert!(err(&two).starts_with("TOKEN_VALIDATION="));
+        let mut post = creds.to_vec();
+        post.push(("INTROSPECTION_AUTH_METHOD", "private_key_jwt"));
+        assert!(err(&post).starts_with("INTROSPECTION_AUTH_METHOD="));
     }
 
     #[test]

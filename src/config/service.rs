@@ -103,3 +103,23 @@ pub(super) fn resource_documentation(v: &Vars) -> Result<Option<String>, ConfigE
         .map_err(|_| invalid(Var::RESOURCE_DOCUMENTATION, doc, "an absolute URL"))?;
     Ok(Some(doc.to_string()))
 }
+
+/// `CLAIM_HEADERS` and `IDENTITY_HEADERS_STRIP` (`none` strips only what `CLAIM_HEADERS` names).
+pub(super) fn identity_headers(
+    v: &Vars,
+) -> Result<crate::http::identity::IdentityHeaders, ConfigError> {
+    use crate::http::identity::IdentityHeaders;
+    let claims = v.get(Var::CLAIM_HEADERS);
+    let strip = match v.get(Var::IDENTITY_HEADERS_STRIP) {
+        Some(s) if s.eq_ignore_ascii_case("none") => "",
+        Some(s) => s,
+        None => "",
+    };
+    // Each setting is checked alone first, so the error names the one that is wrong.
+    IdentityHeaders::parse(claims, "")
+        .map_err(|e| invalid(Var::CLAIM_HEADERS, &e.item, e.expected))?;
+    IdentityHeaders::parse(None, strip)
+        .map_err(|e| invalid(Var::IDENTITY_HEADERS_STRIP, &e.item, e.expected))?;
+    IdentityHeaders::parse(claims, strip)
+        .map_err(|e| invalid(Var::CLAIM_HEADERS, &e.item, e.expected))
+}

@@ -6,10 +6,11 @@
 //! [`log_refused_head`] when its connection ends, so every response sent is one line.
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
-//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `complete` — with an empty string for
-//! what is not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema (`limit`
-//! is ours: which rate limit, `ip` or `subject`, refused a `rate_limited` request). The token itself
-//! is never a field.
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `token_path`, `introspection_ms`,
+//! `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so
+//! log pipelines can rely on the schema (`limit` is ours: which rate limit, `ip` or `subject`, refused
+//! a `rate_limited` request; `token_path` says which path decided an accepted token: `jwt`,
+//! `introspection` or `cache`). The token itself is never a field.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -44,6 +45,10 @@ pub struct AccessRecord {
     pub limit: Option<&'static str>,
     /// How the request was decided.
     pub outcome: Outcome,
+    /// Which path decided the token: `jwt`, `introspection` or `cache` (empty when none did).
+    pub token_path: &'static str,
+    /// Milliseconds the introspection call took for this request (0 when none was made).
+    pub introspection_ms: f64,
 }
 
 impl AccessRecord {
@@ -66,6 +71,8 @@ impl AccessRecord {
             reason: None,
             limit: None,
             outcome: Outcome::Public,
+            token_path: "",
+            introspection_ms: 0.0,
         }
     }
 
@@ -106,6 +113,8 @@ impl AccessRecord {
             iss = self.iss.as_deref().unwrap_or(""),
             reason = self.reason.unwrap_or(""),
             limit = self.limit.unwrap_or(""),
+            token_path = self.token_path,
+            introspection_ms = (self.introspection_ms * 1000.0).round() / 1000.0,
             complete,
             "request"
         );
@@ -128,6 +137,8 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         reason: Some(error.reason()),
         limit: None,
         outcome: Outcome::Refused,
+        token_path: "",
+        introspection_ms: 0.0,
     };
     // When the head began to arrive is not known here; the line says about 0 ms.
     metrics.request(record.status, record.outcome, record.elapsed());

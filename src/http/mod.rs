@@ -8,6 +8,7 @@
 //! - [`cors`] — browser origins: preflights before auth, 403 for foreign origins.
 //! - [`metadata`] — the RFC 9728 Protected Resource Metadata document and its well-known paths.
 //! - [`access_log`] — one JSON line per request, written when its stream ends.
+//! - [`identity`] — verified claims as upstream headers; spoofed identity headers removed.
 //! - [`client`] — the outbound connector shared by the proxy, the key fetcher and `check`.
 
 pub mod access_log;
@@ -17,5 +18,6 @@ pub mod cors;
 pub mod error;
 pub mod forwarded;
 pub mod framing;
+pub mod identity;
 pub mod metadata;
 pub mod target;

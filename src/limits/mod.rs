@@ -276,6 +276,8 @@ mod tests {
             exp: 0,
             issuer: Some(iss.into()),
             claims: Default::default(),
+            decided_by: "jwt",
+            introspection: None,
         }
     }
 

@@ -93,21 +93,32 @@ impl Gate {
             })
             .collect();
         let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
+        let mut auth = Authenticator::new(
+            issuers,
+            config.max_token_size,
+            config.token_cache_size,
+            metrics.clone(),
+        );
+        if let Some(settings) = &config.introspection {
+            auth = auth.with_introspection(crate::auth::introspection::Introspector::new(
+                settings.clone(),
+                config.issuers[0].server.clone(),
+                config.allow_insecure_http,
+                config.jwks_fetch_timeout,
+                metrics.clone(),
+            ));
+        }
         Gate {
             limits,
             challenges,
-            auth: Authenticator::new(
-                issuers,
-                config.max_token_size,
-                config.token_cache_size,
-                metrics.clone(),
-            ),
+            auth,
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,
                 timeout: config.upstream_timeout,
                 max_body: config.max_request_body,
                 trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+                identity: config.identity_headers.clone(),
             }),
             cors: Cors::new(
                 &config.cors_allowed_origins,
@@ -256,6 +267,10 @@ impl Gate {
                 if let Err(refused) = limited {
                     return rate_limited(refused, record, version, origin);
                 }
+                record.token_path = identity.decided_by;
+                record.introspection_ms = identity
+                    .introspection
+                    .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
                 if origin.is_some() {
                     // The gate has enforced the origin policy; upstream SDK servers apply their own
                     // localhost-only rule to `Origin` and would refuse every browser request.
@@ -309,7 +324,7 @@ impl Gate {
             },
         };
         let started = Instant::now();
-        let response = self.proxy.forward(request, client, self.tls).await;
+        let response = self.proxy.forward(request, client, self.tls, claims).await;
         self.metrics.upstream(started.elapsed());
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {

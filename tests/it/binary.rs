@@ -255,7 +255,7 @@ async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
 
 /// The keys of every access-log line, the Go mcp-gate's schema: a pipeline may rely on each being
 /// there, empty when not known.
-const ACCESS_KEYS: [&str; 15] = [
+const ACCESS_KEYS: [&str; 17] = [
     "ts",
     "level",
     "msg",
@@ -270,6 +270,8 @@ const ACCESS_KEYS: [&str; 15] = [
     "iss",
     "reason",
     "limit",
+    "token_path",
+    "introspection_ms",
     "complete",
 ];
 

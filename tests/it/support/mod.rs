@@ -28,7 +28,7 @@ fn full(b: impl Into<Bytes>) -> BoxBody {
 }
 
 /// Serves `handler` on 127.0.0.1:0 until the returned sender is dropped or used.
-async fn spawn_server<F, Fut>(handler: F) -> (SocketAddr, oneshot::Sender<()>)
+pub async fn spawn_server<F, Fut>(handler: F) -> (SocketAddr, oneshot::Sender<()>)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<BoxBody>> + Send + 'static,
