@@ -9,13 +9,17 @@
 //! another's keys, and an unknown `iss` is refused before any key is looked at or fetched).
 
 pub mod bearer;
+pub mod binding;
 pub mod challenge;
 pub mod claims;
 pub mod discovery;
+pub mod dpop;
+pub mod dpop_replay;
 pub mod fetch;
 pub mod key_cache;
 pub mod keys;
 pub mod refusal;
+pub mod sender;
 pub mod strict_json;
 pub mod token;
 pub mod token_cache;
@@ -55,6 +59,8 @@ pub struct Authenticator {
     /// decided by.
     cache: Option<token_cache::TokenCache>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// DPoP: how a token must be presented, checked after the token on every request.
+    sender: sender::SenderConstraint,
 }
 
 impl Authenticator {
@@ -74,7 +80,18 @@ impl Authenticator {
             issuers,
             cache: token_cache::TokenCache::new(cache_size),
             metrics,
+            sender: sender::SenderConstraint::none(),
         }
+    }
+
+    /// Accepts DPoP-bound tokens with proofs under these rules (without it, none are).
+    pub fn with_sender_constraint(self, sender: sender::SenderConstraint) -> Authenticator {
+        Authenticator { sender, ..self }
+    }
+
+    /// The DPoP rules.
+    pub fn sender_constraint(&self) -> &sender::SenderConstraint {
+        &self.sender
     }
 
     pub fn cache(&self) -> Option<&token_cache::TokenCache> {
@@ -103,13 +120,15 @@ impl Authenticator {
             .ok_or(Refusal::BadIssuer)
     }
 
-    /// Decides on a request from its headers and query string.
+    /// Decides on a request from its method, URI and headers.
     pub async fn check(
         &self,
+        method: &http::Method,
+        uri: &http::Uri,
         headers: &http::HeaderMap,
-        query: Option<&str>,
     ) -> Result<Verified, Refusal> {
-        let token = bearer::extract(headers, query)?;
+        let credentials = bearer::credentials(headers, uri.query())?;
+        let token = credentials.token;
         // Refuse what no key could make acceptable before touching the key cache, so an oversized or
         // garbage token can never trigger a fetch.
         if token.len() > self.max_token_size {
@@ -134,7 +153,11 @@ impl Authenticator {
             }
             decided => decided,
         };
-        decided.map(|verified| Verified {
+        let verified = decided?;
+        // After the token, cached or not: a bound token's proof is checked on every request.
+        self.sender
+            .check(&credentials, &verified, method, uri.path(), unix_now())?;
+        Ok(Verified {
             issuer: Some(issuer.name.clone()),
             ..verified
         })

@@ -58,6 +58,9 @@ pub struct Verified {
     /// The configured issuer whose keys and policy accepted it, for the access log. Left `None` by
     /// the pure check (its caller knows the policy it passed); set by `auth::Authenticator`.
     pub issuer: Option<std::sync::Arc<str>>,
+    /// What `cnf` binds the token to (RFC 9449 §6.1); `None` for a plain Bearer token. Read by
+    /// [`super::binding::demand`] on every request, cached or not.
+    pub binding: Option<super::binding::Binding>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -328,11 +331,14 @@ fn check_claims(
         return Err(Refusal::ClaimRuleFailed);
     }
 
+    let binding = super::binding::from_claims(claims)?;
+
     Ok(Verified {
         sub,
         client_id,
         exp: exp as u64,
         issuer: None,
+        binding,
     })
 }
 

@@ -11,11 +11,13 @@
 //! - [`issuers`] — `AUTHORIZATION_SERVER` paired with `JWKS_URI` and `EXPECTED_ISSUER`.
 //! - [`policy`] — the token rules every issuer's policy shares.
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
+//! - [`dpop`] — sender-constrained tokens (RFC 9449).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod dpop;
 pub mod issuers;
 pub mod limits;
 pub mod parse;
@@ -24,6 +26,7 @@ pub mod service;
 pub mod settings;
 pub mod vars;
 
+pub use dpop::DpopSettings;
 pub use issuers::TrustedIssuer;
 pub use parse::{is_loopback_host, split_list};
 pub use policy::{TokenRules, DEFAULT_ALGORITHMS};
@@ -118,6 +121,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Peers whose forwarded headers are believed (`TRUSTED_PROXIES`); empty trusts nobody.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sender-constrained (DPoP) tokens: proof algorithms, window, replay cache, DPOP_REQUIRED.
+    pub dpop: DpopSettings,
 }
 
 impl Config {
@@ -193,6 +198,7 @@ impl Config {
             max_connections_per_ip: limits::max_connections_per_ip(&v)?,
             send_timeout: v.positive(Var::SEND_TIMEOUT)?,
             trusted_proxies: parse::trusted_proxies(&v)?,
+            dpop: dpop::dpop_settings(&v, &mut warnings)?,
         };
         Ok((config, warnings))
     }

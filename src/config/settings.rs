@@ -178,6 +178,22 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "Front proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-* and Forwarded headers are believed [default: none]",
     ),
+    s(Var::DPOP_ALGORITHMS,
+        Some(crate::auth::dpop::DEFAULT_ALGORITHMS),
+        "JWS algorithms accepted in DPoP proofs (RFC 9449; none and HS* are always refused)",
+    ),
+    s(Var::DPOP_IAT_WINDOW,
+        Some("5m"),
+        "How far a DPoP proof's iat may be from the gate's clock, either way",
+    ),
+    s(Var::DPOP_REQUIRED,
+        Some("false"),
+        "Refuse every access token that is not DPoP-bound (plain Bearer tokens get 401)",
+    ),
+    s(Var::DPOP_REPLAY_CACHE_SIZE,
+        Some("100000"),
+        "DPoP proofs remembered (per replica) to refuse a replay within DPOP_IAT_WINDOW",
+    ),
 ];
 
 #[cfg(test)]

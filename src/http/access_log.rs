@@ -6,7 +6,7 @@
 //! [`log_refused_head`] when its connection ends, so every response sent is one line.
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
-//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `complete` — with an empty string for what is
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `scheme`, `complete` — with an empty string for what is
 //! not known, as the Go mcp-gate's lines do, so log pipelines can rely on the schema. The token
 //! itself is never a field.
 
@@ -39,6 +39,8 @@ pub struct AccessRecord {
     pub iss: Option<Arc<str>>,
     /// Why the request was refused, when it was.
     pub reason: Option<&'static str>,
+    /// How the token was presented: `bearer` or `dpop` (RFC 9449), when it was.
+    pub scheme: Option<&'static str>,
     /// How the request was decided.
     pub outcome: Outcome,
 }
@@ -61,6 +63,7 @@ impl AccessRecord {
             client_id: None,
             iss: None,
             reason: None,
+            scheme: None,
             outcome: Outcome::Public,
         }
     }
@@ -96,6 +99,7 @@ impl AccessRecord {
             client_id = self.client_id.as_deref().unwrap_or(""),
             iss = self.iss.as_deref().unwrap_or(""),
             reason = self.reason.unwrap_or(""),
+            scheme = self.scheme.unwrap_or(""),
             complete,
             "request"
         );
@@ -116,6 +120,7 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         client_id: None,
         iss: None,
         reason: Some(error.reason()),
+        scheme: None,
         outcome: Outcome::Refused,
     };
     // When the head began to arrive is not known here; the line says about 0 ms.

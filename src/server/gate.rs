@@ -20,8 +20,10 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
+use crate::auth::sender::SenderConstraint;
 use crate::auth::{Authenticator, Issuer};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
@@ -56,7 +58,12 @@ impl Gate {
     pub fn new(config: &Config) -> Gate {
         let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
-        let challenges = Challenges::new(metadata.url(), &config.challenge_scopes);
+        let challenges = Challenges::with_dpop(
+            metadata.url(),
+            &config.challenge_scopes,
+            &config.dpop.algorithms,
+            !config.dpop.required,
+        );
         let issuers = config
             .issuers
             .iter()
@@ -90,7 +97,8 @@ impl Gate {
                 config.max_token_size,
                 config.token_cache_size,
                 metrics.clone(),
-            ),
+            )
+            .with_sender_constraint(SenderConstraint::new(&config.dpop, &config.resource)),
             proxy: Proxy::new(ProxySettings {
                 upstream: config.upstream.clone(),
                 forward_token: config.forward_token,
@@ -201,15 +209,17 @@ impl Gate {
             OriginCheck::Absent => None,
         };
 
+        record.scheme = bearer::scheme(request.headers()).map(Scheme::name);
         let mut response = match self
             .auth
-            .check(request.headers(), request.uri().query())
+            .check(request.method(), request.uri(), request.headers())
             .await
         {
             Err(refusal) => {
                 record.outcome = Outcome::Refused;
                 record.reason = Some(refusal.reason());
-                self.challenges.respond(refusal)
+                self.challenges
+                    .respond_to(refusal, bearer::speaks_dpop(request.headers()))
             }
             Ok(identity) => {
                 record.sub = identity.sub;

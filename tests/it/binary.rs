@@ -255,7 +255,7 @@ async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
 
 /// The keys of every access-log line, the Go mcp-gate's schema: a pipeline may rely on each being
 /// there, empty when not known.
-const ACCESS_KEYS: [&str; 14] = [
+const ACCESS_KEYS: [&str; 15] = [
     "ts",
     "level",
     "msg",
@@ -269,6 +269,7 @@ const ACCESS_KEYS: [&str; 14] = [
     "client_id",
     "iss",
     "reason",
+    "scheme",
     "complete",
 ];
 
