@@ -9,6 +9,7 @@ mod attacks;
 mod binary;
 mod check;
 mod connection_limits;
+mod dpop;
 mod gate;
 mod http_abuse;
 mod idp_faults;
