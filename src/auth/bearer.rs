@@ -37,6 +37,9 @@ pub struct Credentials<'a> {
 /// The `DPoP` request header (RFC 9449 §4.1).
 pub const DPOP: &str = "dpop";
 
+/// The `DPoP-Nonce` response header (RFC 9449 §8–9).
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
 /// Returns the token of the single `Authorization: Bearer` or `Authorization: DPoP` header and the
 /// single `DPoP` proof header beside it. Two proofs are refused (RFC 9449 §4.3 item 1), and so is the
 /// DPoP scheme without a proof; whether a proof beside a Bearer token is acceptable depends on the

@@ -61,6 +61,8 @@ pub struct AcceptedProof {
     pub jkt: String,
     /// The proof's unique identifier.
     pub jti: String,
+    /// The server nonce the proof carries (RFC 9449 §4.2), checked by the caller when nonces are on.
+    pub nonce: Option<String>,
 }
 
 /// Checks `proof` for the request `target` at `now` (seconds since the Unix epoch).
@@ -136,6 +138,11 @@ pub fn check(
         Some(Value::String(_)) | None => return Err(Refusal::DpopWrongAth),
         Some(_) => return Err(Refusal::DpopMalformedProof),
     }
+    let nonce = match claims.get("nonce") {
+        None => None,
+        Some(Value::String(n)) => Some(n.clone()),
+        Some(_) => return Err(Refusal::DpopMalformedProof),
+    };
     let jkt = thumbprint(jwk).ok_or(Refusal::DpopBadKey)?;
     if jkt != target.jkt {
         return Err(Refusal::DpopKeyMismatch);
@@ -143,6 +150,7 @@ pub fn check(
     Ok(AcceptedProof {
         jkt,
         jti: jti.clone(),
+        nonce,
     })
 }
 
@@ -318,7 +326,8 @@ mod tests {
                 run_for(&p, &jkt(&key), "POST"),
                 Ok(AcceptedProof {
                     jkt: jkt(&key),
-                    jti: "j-1".into()
+                    jti: "j-1".into(),
+                    nonce: None,
                 }),
                 "{}",
                 key.alg

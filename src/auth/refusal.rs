@@ -92,11 +92,13 @@ pub enum Refusal {
     CertificateBoundToken,
     /// A `Bearer` token while `DPOP_REQUIRED=true`.
     BearerNotAccepted,
+    /// `DPOP_NONCE=true` and the proof has no `nonce`, or one that is stale or not the gate's.
+    DpopNonceRequired,
 }
 
 impl Refusal {
     /// Every variant, for building the response table once.
-    pub const ALL: [Refusal; 42] = [
+    pub const ALL: [Refusal; 43] = [
         Refusal::MissingToken,
         Refusal::MultipleTokens,
         Refusal::TokenInQuery,
@@ -139,6 +141,7 @@ impl Refusal {
         Refusal::BoundTokenAsBearer,
         Refusal::CertificateBoundToken,
         Refusal::BearerNotAccepted,
+        Refusal::DpopNonceRequired,
     ];
 
     /// Position in [`Refusal::ALL`].
@@ -194,6 +197,7 @@ impl Refusal {
             Refusal::BoundTokenAsBearer => "bound_token_as_bearer",
             Refusal::CertificateBoundToken => "certificate_bound_token",
             Refusal::BearerNotAccepted => "bearer_not_accepted",
+            Refusal::DpopNonceRequired => "dpop_use_nonce",
         }
     }
 
@@ -213,6 +217,9 @@ impl Refusal {
 
     /// The RFC 6750 `error` code; none for a request that simply carried no token (RFC 6750 §3.1).
     pub fn error_code(self) -> Option<&'static str> {
+        if self == Refusal::DpopNonceRequired {
+            return Some("use_dpop_nonce");
+        }
         if self.is_proof_failure() {
             return Some("invalid_dpop_proof");
         }
@@ -259,6 +266,7 @@ impl Refusal {
                 "The access token is bound to a client certificate, which this resource does not verify"
             }
             Refusal::BearerNotAccepted => "This resource accepts DPoP-bound access tokens only",
+            Refusal::DpopNonceRequired => "Resend the DPoP proof with the nonce in DPoP-Nonce",
             _ if self.is_proof_failure() => "The DPoP proof is invalid",
             _ => "The access token is invalid",
         }
@@ -296,6 +304,7 @@ impl Refusal {
                     | Refusal::BoundTokenAsBearer
                     | Refusal::CertificateBoundToken
                     | Refusal::BearerNotAccepted
+                    | Refusal::DpopNonceRequired
             )
     }
 
@@ -373,5 +382,12 @@ mod tests {
             assert!(r.concerns_dpop(), "{r:?}");
         }
         assert!(!Refusal::Expired.concerns_dpop());
+        assert_eq!(
+            (
+                Refusal::DpopNonceRequired.status(),
+                Refusal::DpopNonceRequired.error_code()
+            ),
+            (401, Some("use_dpop_nonce"))
+        );
     }
 }

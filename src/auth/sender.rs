@@ -6,6 +6,7 @@
 use super::bearer::Credentials;
 use super::binding;
 use super::dpop::{self, ProofPolicy, ProofTarget};
+use super::dpop_nonce::NonceKeys;
 use super::dpop_replay::ReplayCache;
 use super::keys::Alg;
 use super::refusal::Refusal;
@@ -20,11 +21,19 @@ pub struct SenderConstraint {
     resource: Option<url::Url>,
     bearer_accepted: bool,
     replay: ReplayCache,
+    /// Server nonces (`DPOP_NONCE=true`): every proof must carry a fresh one.
+    nonces: Option<NonceKeys>,
 }
 
 impl SenderConstraint {
     pub fn new(settings: &DpopSettings, resource: &url::Url) -> SenderConstraint {
+        let lifetime = settings.iat_window.as_secs();
         SenderConstraint {
+            // Configuration has validated the keys.
+            nonces: settings
+                .nonce_keys
+                .as_ref()
+                .and_then(|keys| NonceKeys::new(keys.keys(), lifetime).ok()),
             policy: ProofPolicy {
                 algorithms: settings.algorithms.clone(),
                 iat_window_secs: settings.iat_window.as_secs(),
@@ -45,12 +54,19 @@ impl SenderConstraint {
             resource: None,
             bearer_accepted: true,
             replay: ReplayCache::new(1),
+            nonces: None,
         }
     }
 
     /// The proof algorithms accepted (for challenges and metadata).
     pub fn algorithms(&self) -> &[Alg] {
         &self.policy.algorithms
+    }
+
+    /// A fresh nonce for a `DPoP-Nonce` response header, when nonces are on (RFC 9449 §9).
+    pub fn fresh_nonce(&self, now: u64) -> Option<http::HeaderValue> {
+        let nonce = self.nonces.as_ref()?.issue(now);
+        http::HeaderValue::from_str(&nonce).ok()
     }
 
     /// Checks how `verified` was presented; for a DPoP-bound token, its proof for this request.
@@ -79,6 +95,16 @@ impl SenderConstraint {
             jkt: demand.jkt,
         };
         let accepted = dpop::check(demand.proof, &target, &self.policy, now)?;
+        if let Some(nonces) = &self.nonces {
+            // Before the replay cache: a proof refused for its nonce is not remembered.
+            if !accepted
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.accepts(n, now))
+            {
+                return Err(Refusal::DpopNonceRequired);
+            }
+        }
         if !self.replay.first_use(&accepted.jkt, &accepted.jti) {
             return Err(Refusal::DpopReplayed);
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::vars::{Var, Vars};
 use super::{invalid, ConfigError, Warnings};
 use crate::auth::dpop::DEFAULT_ALGORITHMS;
+use crate::auth::dpop_nonce::NonceKeys;
 use crate::auth::keys::Alg;
 
 /// How sender-constrained tokens are checked.
@@ -19,6 +20,24 @@ pub struct DpopSettings {
     pub required: bool,
     /// Proofs remembered to refuse replays within the window (`DPOP_REPLAY_CACHE_SIZE`).
     pub replay_cache_size: usize,
+    /// With `DPOP_NONCE=true`, the nonce keys (`DPOP_NONCE_KEYS`, the sealing one first).
+    pub nonce_keys: Option<NonceKeyList>,
+}
+
+/// Nonce keys, validated; secret, so never printed.
+#[derive(Clone, PartialEq)]
+pub struct NonceKeyList(Vec<String>);
+
+impl NonceKeyList {
+    pub fn keys(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NonceKeyList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NonceKeyList({} keys, redacted)", self.0.len())
+    }
 }
 
 /// Reads the DPoP settings.
@@ -41,11 +60,24 @@ pub(super) fn dpop_settings(
             "a whole number of proofs above zero (replays are always refused)",
         )
     })?;
+    let nonce_keys = if v.bool(Var::DPOP_NONCE)? {
+        let raw = v.required(
+            Var::DPOP_NONCE_KEYS,
+            "with DPOP_NONCE=true, one or more 32-byte base64url keys (openssl rand 32 | basenc --base64url)",
+        )?;
+        let keys = super::parse::split_list(raw);
+        NonceKeys::new(&keys, iat_window.as_secs())
+            .map_err(|e| invalid(Var::DPOP_NONCE_KEYS, "(redacted)", e.to_string()))?;
+        Some(NonceKeyList(keys))
+    } else {
+        None
+    };
     Ok(DpopSettings {
         algorithms: algorithms(v)?,
         iat_window,
         required: v.bool(Var::DPOP_REQUIRED)?,
         replay_cache_size,
+        nonce_keys,
     })
 }
 
@@ -116,5 +148,23 @@ mod tests {
             assert!(e.starts_with(var), "{var}={value}: {e}");
         }
         assert!(config(&[("DPOP_REQUIRED", "true")]).unwrap().dpop.required);
+    }
+
+    #[test]
+    fn nonces_need_valid_keys_which_are_never_printed() {
+        let e = config(&[("DPOP_NONCE", "true")]).unwrap_err().to_string();
+        assert!(e.starts_with("DPOP_NONCE_KEYS"), "{e}");
+        let e = config(&[("DPOP_NONCE", "true"), ("DPOP_NONCE_KEYS", "c2hvcnQ")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("DPOP_NONCE_KEYS") && !e.contains("c2hvcnQ"),
+            "{e}"
+        );
+        let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
+        let c = config(&[("DPOP_NONCE", "true"), ("DPOP_NONCE_KEYS", key)]).unwrap();
+        assert_eq!(c.dpop.nonce_keys.as_ref().unwrap().keys(), [key]);
+        assert!(!format!("{c:?}").contains(key));
+        assert!(config(&[]).unwrap().dpop.nonce_keys.is_none());
     }
 }

@@ -194,6 +194,14 @@ pub const SETTINGS: &[Setting] = &[
         Some("100000"),
         "DPoP proofs remembered (per replica) to refuse a replay within DPOP_IAT_WINDOW",
     ),
+    s(Var::DPOP_NONCE,
+        Some("false"),
+        "Require server-issued DPoP nonces (RFC 9449 §9): stateless, sealed with DPOP_NONCE_KEYS",
+    ),
+    s(Var::DPOP_NONCE_KEYS,
+        None,
+        "32-byte base64url AES keys for DPoP nonces, the sealing one first (all open: rotate with an overlap); the same on every replica",
+    ),
 ];
 
 #[cfg(test)]

@@ -79,6 +79,8 @@ vars!(
     DPOP_IAT_WINDOW,
     DPOP_REQUIRED,
     DPOP_REPLAY_CACHE_SIZE,
+    DPOP_NONCE,
+    DPOP_NONCE_KEYS,
 );
 
 impl Var {

@@ -24,7 +24,7 @@ use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
 use crate::auth::sender::SenderConstraint;
-use crate::auth::{Authenticator, Issuer};
+use crate::auth::{unix_now, Authenticator, Issuer};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
 use crate::http::body::ResponseBody;
@@ -210,6 +210,7 @@ impl Gate {
         };
 
         record.scheme = bearer::scheme(request.headers()).map(Scheme::name);
+        let speaks_dpop = bearer::speaks_dpop(request.headers());
         let mut response = match self
             .auth
             .check(request.method(), request.uri(), request.headers())
@@ -218,8 +219,7 @@ impl Gate {
             Err(refusal) => {
                 record.outcome = Outcome::Refused;
                 record.reason = Some(refusal.reason());
-                self.challenges
-                    .respond_to(refusal, bearer::speaks_dpop(request.headers()))
+                self.challenges.respond_to(refusal, speaks_dpop)
             }
             Ok(identity) => {
                 record.sub = identity.sub;
@@ -243,6 +243,12 @@ impl Gate {
                 response.unwrap_or_else(|e| record.fail(e, version))
             }
         };
+        if speaks_dpop {
+            // RFC 9449 §9: a fresh nonce on every answer to a DPoP request, when nonces are on.
+            if let Some(nonce) = self.auth.sender_constraint().fresh_nonce(unix_now()) {
+                response.headers_mut().insert(bearer::DPOP_NONCE, nonce);
+            }
+        }
         if let Some(origin) = origin {
             Cors::decorate(&mut response, origin);
         }

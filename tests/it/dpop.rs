@@ -14,13 +14,13 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const ALGS: &str = "ES256 ES384 EdDSA PS256 RS256";
+pub(crate) const ALGS: &str = "ES256 ES384 EdDSA PS256 RS256";
 
 /// A DPoP client: a P-256 key pair, its public JWK and thumbprint.
-struct Client {
+pub(crate) struct Client {
     key: EncodingKey,
-    jwk: Value,
-    jkt: String,
+    pub jwk: Value,
+    pub jkt: String,
 }
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -28,7 +28,7 @@ fn b64(bytes: impl AsRef<[u8]>) -> String {
 }
 
 impl Client {
-    fn new() -> Client {
+    pub fn new() -> Client {
         let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let point = pair.public_key_raw();
         assert_eq!(point.len(), 65, "uncompressed P-256 point");
@@ -59,12 +59,12 @@ impl Client {
     }
 
     /// A proof for `POST` to `htu` with `token`.
-    fn proof(&self, htu: &str, token: &str) -> String {
+    pub fn proof(&self, htu: &str, token: &str) -> String {
         self.proof_with(htu, token, |_| {}, |_| {})
     }
 
     /// A proof whose header and claims are edited before signing with ES256.
-    fn proof_with(
+    pub fn proof_with(
         &self,
         htu: &str,
         token: &str,
@@ -91,18 +91,18 @@ fn unique() -> String {
     )
 }
 
-fn bound_token(s: &Stack, jkt: &str) -> String {
+pub(crate) fn bound_token(s: &Stack, jkt: &str) -> String {
     s.token_with(|c| c["cnf"] = json!({ "jkt": jkt }))
 }
 
-async fn post_dpop(s: &Stack, token: &str, proofs: &[&str]) -> Answer {
+pub(crate) async fn post_dpop(s: &Stack, token: &str, proofs: &[&str]) -> Answer {
     let auth = format!("DPoP {token}");
     let mut headers = vec![("authorization", auth.as_str())];
     headers.extend(proofs.iter().map(|p| ("dpop", *p)));
     post(&s.gate.resource(), &headers, "{}").await
 }
 
-fn challenges(a: &Answer) -> Vec<String> {
+pub(crate) fn challenges(a: &Answer) -> Vec<String> {
     a.headers
         .get_all("www-authenticate")
         .iter()

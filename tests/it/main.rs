@@ -10,6 +10,7 @@ mod binary;
 mod check;
 mod connection_limits;
 mod dpop;
+mod dpop_nonce;
 mod gate;
 mod http_abuse;
 mod idp_faults;
