@@ -38,7 +38,10 @@ impl NonceKeys {
         let keys = keys
             .iter()
             .map(|k| {
-                let bytes = URL_SAFE_NO_PAD.decode(k.trim()).map_err(|_| BadNonceKey)?;
+                // `basenc --base64url` pads; the padding carries nothing.
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(k.trim().trim_end_matches('='))
+                    .map_err(|_| BadNonceKey)?;
                 if bytes.len() != 32 {
                     return Err(BadNonceKey);
                 }
@@ -147,5 +150,7 @@ mod tests {
         assert!(NonceKeys::new(&[], 300).is_err());
         assert!(NonceKeys::new(&["c2hvcnQ".into()], 300).is_err());
         assert!(NonceKeys::new(&["not base64!".into()], 300).is_err());
+        let padded = format!("{}=", key(1));
+        assert!(NonceKeys::new(&[padded], 300).is_ok());
     }
 }
