@@ -14,6 +14,7 @@ pub mod challenge;
 pub mod claims;
 pub mod discovery;
 pub mod dpop;
+pub mod dpop_htu;
 pub mod dpop_nonce;
 pub mod dpop_replay;
 pub mod fetch;
