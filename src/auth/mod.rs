@@ -1,7 +1,8 @@
 //! The authentication decision for one request: find the bearer token, get the keys, check the token.
 //!
-//! Everything that decides is pure ([`bearer`], [`token`], [`keys`]); this module adds the only two
-//! effects on the request path — reading the clock, and asking the [`key_cache::KeyCache`] for fresher
+//! Everything that decides is pure ([`bearer`], [`token`], [`keys`], [`binding`], [`dpop`]); after
+//! the token, [`sender`] checks a DPoP-bound token's proof on every request. This module adds the
+//! only two effects on the request path — reading the clock, and asking the [`key_cache::KeyCache`] for fresher
 //! keys when a token names one the cache does not hold.
 //!
 //! With several authorization servers, each has its own key cache and its own `iss`; the token's
