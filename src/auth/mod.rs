@@ -2,8 +2,8 @@
 //!
 //! Everything that decides is pure ([`bearer`], [`token`], [`keys`], [`binding`], [`dpop`]); after
 //! the token, [`sender`] checks a DPoP-bound token's proof on every request. This module adds the
-//! only two effects on the request path — reading the clock, and asking the [`key_cache::KeyCache`] for fresher
-//! keys when a token names one the cache does not hold.
+//! only two effects on the request path — reading the clock, and asking the
+//! [`key_cache::KeyCache`] for fresher keys when a token names one the cache does not hold.
 //!
 //! With several authorization servers, each has its own key cache and its own `iss`; the token's
 //! claimed `iss` picks which one decides (a token from one server can never be checked with
