@@ -13,7 +13,9 @@
 //!   answer), framing, CORS, RFC 9728 metadata, the access log, the outbound connector.
 //! - [`auth`] — the decision: [`auth::bearer`] finds the token, [`auth::token`] checks it (pure),
 //!   [`auth::keys`] parses the JWKS, [`auth::key_cache`] keeps it fresh, [`auth::token_cache`]
-//!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response.
+//!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response;
+//!   [`auth::sender`] holds DPoP-bound tokens to their key (RFC 9449): [`auth::binding`] reads
+//!   `cnf`, [`auth::dpop`] checks the proof (pure), [`auth::dpop_replay`] and [`auth::dpop_nonce`].
 //! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
 //!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
 //! - [`limits`] — rate limits per client address and per subject (GCRA; local or Redis).

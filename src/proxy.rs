@@ -138,6 +138,8 @@ impl Proxy {
         self.identity.apply(headers, claims);
         if !self.forward_token {
             headers.remove(header::AUTHORIZATION);
+            // The DPoP proof travels with the token it proves (RFC 9449 §4.1): never one without the other.
+            headers.remove(crate::auth::bearer::DPOP);
         }
         headers.remove(header::PROXY_AUTHORIZATION);
         headers.insert(header::HOST, self.host.clone());

@@ -179,6 +179,18 @@ pub fn parse_jwks(body: &[u8], allowed: &[Alg]) -> Result<(KeySet, Vec<String>),
     ))
 }
 
+/// Parses one JWK that arrived inside a request (a DPoP proof's `jwk` header, RFC 9449 §4.2) into a
+/// key bound to `alg` alone, with the same rules as a JWKS key: the family must fit the algorithm,
+/// symmetric keys are refused, RSA moduli are 2048–8192 bits and EC points must lie on the curve.
+pub(crate) fn parse_one_jwk(jwk: &serde_json::Value, alg: Alg) -> Result<Key, String> {
+    let jwk = Jwk::deserialize(jwk).map_err(|e| format!("malformed JWK: {e}"))?;
+    let key = parse_key(&jwk, &[alg])?;
+    match key.verifier(alg) {
+        Some(_) => Ok(key),
+        None => Err(format!("the key does not fit {}", alg.name())),
+    }
+}
+
 fn b64(field: &str, value: &Option<String>) -> Result<Vec<u8>, String> {
     let v = value
         .as_deref()

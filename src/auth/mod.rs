@@ -1,22 +1,29 @@
 //! The authentication decision for one request: find the bearer token, get the keys, check the token.
 //!
-//! Everything that decides is pure ([`bearer`], [`token`], [`keys`]); this module adds the only two
-//! effects on the request path — reading the clock, and asking the [`key_cache::KeyCache`] for fresher
-//! keys when a token names one the cache does not hold.
+//! Everything that decides is pure ([`bearer`], [`token`], [`keys`], [`binding`], [`dpop`]); after
+//! the token, [`sender`] checks a DPoP-bound token's proof on every request. This module adds the
+//! only two effects on the request path — reading the clock, and asking the
+//! [`key_cache::KeyCache`] for fresher keys when a token names one the cache does not hold.
 //!
 //! With several authorization servers, each has its own key cache and its own `iss`; the token's
 //! claimed `iss` picks which one decides (a token from one server can never be checked with
 //! another's keys, and an unknown `iss` is refused before any key is looked at or fetched).
 
 pub mod bearer;
+pub(crate) mod binding;
 pub(crate) mod challenge;
 pub mod claims;
 pub(crate) mod discovery;
+pub mod dpop;
+pub(crate) mod dpop_htu;
+pub mod dpop_nonce;
+pub(crate) mod dpop_replay;
 pub(crate) mod fetch;
 pub mod introspection;
 pub(crate) mod key_cache;
 pub mod keys;
 pub(crate) mod refusal;
+pub(crate) mod sender;
 pub(crate) mod strict_json;
 pub mod token;
 pub(crate) mod token_cache;
@@ -58,6 +65,8 @@ pub(crate) struct Authenticator {
     metrics: Arc<crate::metrics::Metrics>,
     /// Opaque tokens (`TOKEN_VALIDATION=introspect|auto`), asked of the first issuer's endpoint.
     introspector: Option<introspection::Introspector>,
+    /// DPoP: how a token must be presented, checked after the token on every request.
+    sender: sender::SenderConstraint,
 }
 
 impl Authenticator {
@@ -78,6 +87,7 @@ impl Authenticator {
             cache: token_cache::TokenCache::new(cache_size),
             metrics,
             introspector: None,
+            sender: sender::SenderConstraint::none(),
         }
     }
 
@@ -88,6 +98,16 @@ impl Authenticator {
     ) -> Authenticator {
         self.introspector = Some(introspector);
         self
+    }
+
+    /// Accepts DPoP-bound tokens with proofs under these rules (without it, none are).
+    pub fn with_sender_constraint(self, sender: sender::SenderConstraint) -> Authenticator {
+        Authenticator { sender, ..self }
+    }
+
+    /// The DPoP rules.
+    pub fn sender_constraint(&self) -> &sender::SenderConstraint {
+        &self.sender
     }
 
     /// The issuers, in configuration order.
@@ -117,13 +137,15 @@ impl Authenticator {
             .ok_or(Refusal::BadIssuer)
     }
 
-    /// Decides on a request from its headers and query string.
+    /// Decides on a request from its method, URI and headers.
     pub async fn check(
         &self,
+        method: &http::Method,
+        uri: &http::Uri,
         headers: &http::HeaderMap,
-        query: Option<&str>,
     ) -> Result<Verified, Refusal> {
-        let token = bearer::extract(headers, query)?;
+        let credentials = bearer::credentials(headers, uri.query())?;
+        let token = credentials.token;
         // Refuse what no key could make acceptable before touching the key cache, so an oversized or
         // garbage token can never trigger a fetch.
         if token.len() > self.max_token_size {
@@ -164,7 +186,11 @@ impl Authenticator {
             }
             decided => decided,
         };
-        decided.map(|verified| Verified {
+        let verified = decided?;
+        // After the token, cached or not: a bound token's proof is checked on every request.
+        self.sender
+            .check(&credentials, &verified, method, uri.path(), unix_now())?;
+        Ok(Verified {
             issuer: Some(issuer.name.clone()),
             ..verified
         })

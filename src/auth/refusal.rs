@@ -58,11 +58,51 @@ pub enum Refusal {
     InactiveToken,
     /// The introspection endpoint gave no usable answer (down, slow, garbage).
     IntrospectionUnavailable,
+    /// `Authorization: DPoP` without a `DPoP` proof header.
+    DpopProofMissing,
+    /// More than one `DPoP` header (RFC 9449 §4.3 item 1).
+    DpopMultipleProofs,
+    /// A `DPoP` proof beside an `Authorization: Bearer` token that is not bound.
+    DpopProofWithoutScheme,
+    /// The proof is larger than `dpop::MAX_PROOF_SIZE`; it was not parsed.
+    DpopProofTooLarge,
+    /// Not a compact JWS, bad JSON, a `crit`, or `jti`/`htm`/`htu`/`iat` missing or mistyped.
+    DpopMalformedProof,
+    /// The proof's `typ` is not `dpop+jwt`.
+    DpopBadType,
+    /// The proof's `alg` is missing, symmetric, `none` or outside `DPOP_ALGORITHMS`.
+    DpopUnsupportedAlgorithm,
+    /// The proof's `jwk` is missing, private, unusable, or does not fit its `alg`.
+    DpopBadKey,
+    /// The proof's signature does not verify with its own `jwk`.
+    DpopBadSignature,
+    /// The proof's `htm` is not the request method.
+    DpopWrongMethod,
+    /// The proof's `htu` is not the URI of this request.
+    DpopWrongUri,
+    /// The proof's `iat` is outside `DPOP_IAT_WINDOW` (too old or in the future).
+    DpopStale,
+    /// The proof's `ath` is missing or is not the hash of the access token.
+    DpopWrongAth,
+    /// The proof's key is not the one the token is bound to (`cnf.jkt`).
+    DpopKeyMismatch,
+    /// The proof's `jti` was already used with this key within the window.
+    DpopReplayed,
+    /// `Authorization: DPoP` with a token that carries no `cnf.jkt`.
+    DpopUnboundToken,
+    /// A DPoP-bound token (`cnf.jkt`) sent as `Bearer` (RFC 9449 §7.2).
+    BoundTokenAsBearer,
+    /// A token bound to something the gate does not verify (`cnf.x5t#S256`, RFC 8705; other `cnf`).
+    CertificateBoundToken,
+    /// A `Bearer` token while `DPOP_REQUIRED=true`.
+    BearerNotAccepted,
+    /// `DPOP_NONCE=true` and the proof has no `nonce`, or one that is stale or not the gate's.
+    DpopNonceRequired,
 }
 
 impl Refusal {
     /// Every variant, for building the response table once.
-    pub const ALL: [Refusal; 25] = [
+    pub const ALL: [Refusal; 45] = [
         Refusal::MissingToken,
         Refusal::MultipleTokens,
         Refusal::TokenInQuery,
@@ -88,6 +128,26 @@ impl Refusal {
         Refusal::KeysUnavailable,
         Refusal::InactiveToken,
         Refusal::IntrospectionUnavailable,
+        Refusal::DpopProofMissing,
+        Refusal::DpopMultipleProofs,
+        Refusal::DpopProofWithoutScheme,
+        Refusal::DpopProofTooLarge,
+        Refusal::DpopMalformedProof,
+        Refusal::DpopBadType,
+        Refusal::DpopUnsupportedAlgorithm,
+        Refusal::DpopBadKey,
+        Refusal::DpopBadSignature,
+        Refusal::DpopWrongMethod,
+        Refusal::DpopWrongUri,
+        Refusal::DpopStale,
+        Refusal::DpopWrongAth,
+        Refusal::DpopKeyMismatch,
+        Refusal::DpopReplayed,
+        Refusal::DpopUnboundToken,
+        Refusal::BoundTokenAsBearer,
+        Refusal::CertificateBoundToken,
+        Refusal::BearerNotAccepted,
+        Refusal::DpopNonceRequired,
     ];
 
     /// Position in [`Refusal::ALL`].
@@ -126,15 +186,37 @@ impl Refusal {
             Refusal::KeysUnavailable => "keys_unavailable",
             Refusal::InactiveToken => "inactive_token",
             Refusal::IntrospectionUnavailable => "introspection_unavailable",
+            Refusal::DpopProofMissing => "dpop_proof_missing",
+            Refusal::DpopMultipleProofs => "dpop_multiple_proofs",
+            Refusal::DpopProofWithoutScheme => "dpop_proof_without_scheme",
+            Refusal::DpopProofTooLarge => "dpop_proof_too_large",
+            Refusal::DpopMalformedProof => "dpop_malformed_proof",
+            Refusal::DpopBadType => "dpop_bad_typ",
+            Refusal::DpopUnsupportedAlgorithm => "dpop_unsupported_alg",
+            Refusal::DpopBadKey => "dpop_bad_key",
+            Refusal::DpopBadSignature => "dpop_bad_signature",
+            Refusal::DpopWrongMethod => "dpop_wrong_htm",
+            Refusal::DpopWrongUri => "dpop_wrong_htu",
+            Refusal::DpopStale => "dpop_iat_out_of_window",
+            Refusal::DpopWrongAth => "dpop_wrong_ath",
+            Refusal::DpopKeyMismatch => "dpop_key_mismatch",
+            Refusal::DpopReplayed => "dpop_replayed",
+            Refusal::DpopUnboundToken => "dpop_unbound_token",
+            Refusal::BoundTokenAsBearer => "bound_token_as_bearer",
+            Refusal::CertificateBoundToken => "certificate_bound_token",
+            Refusal::BearerNotAccepted => "bearer_not_accepted",
+            Refusal::DpopNonceRequired => "dpop_use_nonce",
         }
     }
 
     /// HTTP status of the refusal.
     pub fn status(self) -> u16 {
         match self {
-            Refusal::MultipleTokens | Refusal::TokenInQuery | Refusal::MalformedAuthorization => {
-                400
-            }
+            Refusal::MultipleTokens
+            | Refusal::TokenInQuery
+            | Refusal::MalformedAuthorization
+            | Refusal::DpopMultipleProofs
+            | Refusal::DpopProofWithoutScheme => 400,
             Refusal::InsufficientScope | Refusal::ClaimRuleFailed => 403,
             Refusal::KeysUnavailable | Refusal::IntrospectionUnavailable => 503,
             _ => 401,
@@ -143,6 +225,12 @@ impl Refusal {
 
     /// The RFC 6750 `error` code; none for a request that simply carried no token (RFC 6750 §3.1).
     pub fn error_code(self) -> Option<&'static str> {
+        if self == Refusal::DpopNonceRequired {
+            return Some("use_dpop_nonce");
+        }
+        if self.is_proof_failure() {
+            return Some("invalid_dpop_proof");
+        }
         match self.status() {
             400 => Some("invalid_request"),
             403 => Some("insufficient_scope"),
@@ -177,8 +265,58 @@ impl Refusal {
             Refusal::IntrospectionUnavailable => {
                 "The authorization server cannot confirm the access token now; retry shortly"
             }
+            Refusal::DpopMultipleProofs => "The request carries more than one DPoP proof",
+            Refusal::DpopProofWithoutScheme => {
+                "A DPoP proof must be sent with the DPoP authorization scheme"
+            }
+            Refusal::DpopUnboundToken => "The access token is not bound to a DPoP key",
+            Refusal::BoundTokenAsBearer => {
+                "The access token is DPoP-bound: send it with the DPoP scheme and a proof"
+            }
+            Refusal::CertificateBoundToken => {
+                "The access token is bound to a client certificate, which this resource does not verify"
+            }
+            Refusal::BearerNotAccepted => "This resource accepts DPoP-bound access tokens only",
+            Refusal::DpopNonceRequired => "Resend the DPoP proof with the nonce in DPoP-Nonce",
+            _ if self.is_proof_failure() => "The DPoP proof is invalid",
             _ => "The access token is invalid",
         }
+    }
+
+    /// Whether the DPoP proof itself failed (RFC 9449 §7.1 `invalid_dpop_proof`).
+    pub fn is_proof_failure(self) -> bool {
+        matches!(
+            self,
+            Refusal::DpopProofMissing
+                | Refusal::DpopProofTooLarge
+                | Refusal::DpopMalformedProof
+                | Refusal::DpopBadType
+                | Refusal::DpopUnsupportedAlgorithm
+                | Refusal::DpopBadKey
+                | Refusal::DpopBadSignature
+                | Refusal::DpopWrongMethod
+                | Refusal::DpopWrongUri
+                | Refusal::DpopStale
+                | Refusal::DpopWrongAth
+                | Refusal::DpopKeyMismatch
+                | Refusal::DpopReplayed
+        )
+    }
+
+    /// Whether the refusal is about sender constraint, so the `DPoP` challenge carries its error
+    /// (RFC 9449 §7.1) rather than the `Bearer` one.
+    pub fn concerns_dpop(self) -> bool {
+        self.is_proof_failure()
+            || matches!(
+                self,
+                Refusal::DpopMultipleProofs
+                    | Refusal::DpopProofWithoutScheme
+                    | Refusal::DpopUnboundToken
+                    | Refusal::BoundTokenAsBearer
+                    | Refusal::CertificateBoundToken
+                    | Refusal::BearerNotAccepted
+                    | Refusal::DpopNonceRequired
+            )
     }
 
     /// Whether a refreshed key set could turn this refusal into an acceptance (key rotation).
@@ -223,5 +361,44 @@ mod tests {
             Some("insufficient_scope")
         );
         assert_eq!(Refusal::KeysUnavailable.status(), 503);
+    }
+
+    #[test]
+    fn dpop_refusals_use_the_rfc_9449_codes() {
+        assert_eq!(
+            Refusal::DpopReplayed.error_code(),
+            Some("invalid_dpop_proof")
+        );
+        assert_eq!(Refusal::DpopReplayed.status(), 401);
+        assert_eq!(
+            Refusal::DpopProofMissing.error_code(),
+            Some("invalid_dpop_proof")
+        );
+        assert_eq!(Refusal::DpopMultipleProofs.status(), 400);
+        assert_eq!(
+            Refusal::DpopMultipleProofs.error_code(),
+            Some("invalid_request")
+        );
+        for r in [
+            Refusal::BoundTokenAsBearer,
+            Refusal::CertificateBoundToken,
+            Refusal::BearerNotAccepted,
+            Refusal::DpopUnboundToken,
+        ] {
+            assert_eq!(
+                (r.status(), r.error_code()),
+                (401, Some("invalid_token")),
+                "{r:?}"
+            );
+            assert!(r.concerns_dpop(), "{r:?}");
+        }
+        assert!(!Refusal::Expired.concerns_dpop());
+        assert_eq!(
+            (
+                Refusal::DpopNonceRequired.status(),
+                Refusal::DpopNonceRequired.error_code()
+            ),
+            (401, Some("use_dpop_nonce"))
+        );
     }
 }

@@ -69,6 +69,9 @@ pub struct Verified {
     pub decided_by: &'static str,
     /// How long the introspection call took, when one was made for this request.
     pub introspection: Option<std::time::Duration>,
+    /// What `cnf` binds the token to (RFC 9449 §6.1); `None` for a plain Bearer token. Read by
+    /// [`super::binding::demand`] on every request, cached or not.
+    pub binding: Option<super::binding::Binding>,
 }
 
 /// What a successful check learned, kept by the verified-token cache so that a later use of the
@@ -341,6 +344,8 @@ pub(crate) fn check_claims(
         return Err(Refusal::ClaimRuleFailed);
     }
 
+    let binding = super::binding::from_claims(claims)?;
+
     Ok(Verified {
         sub,
         client_id,
@@ -349,6 +354,7 @@ pub(crate) fn check_claims(
         claims: claims.clone(),
         decided_by: "jwt",
         introspection: None,
+        binding,
     })
 }
 

@@ -73,8 +73,9 @@ fn ago(secs: f64) -> String {
 pub fn evaluate_token(token: &str, ctx: &TokenContext, now: u64) -> Check {
     const ID: &str = "token";
     let token = token.trim();
-    let token = match token.get(..7) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
+    let token = match (token.get(..7), token.get(..5)) {
+        (Some(prefix), _) if prefix.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
+        (_, Some(prefix)) if prefix.eq_ignore_ascii_case("dpop ") => token[5..].trim_start(),
         _ => token,
     };
     let peeked = peek(token);
@@ -104,6 +105,31 @@ pub fn evaluate_token(token: &str, ctx: &TokenContext, now: u64) -> Check {
     let refusal = match token::verify(token, &server.keys, &policy, now) {
         Ok(verified) => {
             let left = (verified.exp as f64) - now as f64;
+            match verified.binding {
+                None => {}
+                Some(crate::auth::binding::Binding::Dpop(_)) => {
+                    // Passing, with the one thing a client must know to use it.
+                    let mut check = Check::ok(
+                        ID,
+                        format!(
+                            "the token passes the gate's checks and is DPoP-bound (cnf.jkt, RFC 9449); it expires in {}",
+                            ago(left)
+                        ),
+                    );
+                    check.hint = Some(
+                        "Present it as `Authorization: DPoP <token>` with a fresh `DPoP` proof signed by the bound key on every request; sent as Bearer it is refused."
+                            .into(),
+                    );
+                    return check;
+                }
+                Some(crate::auth::binding::Binding::Unverifiable) => {
+                    return Check::fail(
+                        ID,
+                        "the gate would refuse the token (certificate_bound_token): it is bound to a client certificate or key (cnf) the gate does not verify",
+                        "Issue DPoP-bound (cnf.jkt) or unbound tokens for this resource: the gate does not check client certificates (RFC 8705).",
+                    );
+                }
+            }
             return Check::ok(
                 ID,
                 format!(
@@ -349,6 +375,26 @@ mod tests {
         let mut c = json!({"iss": ISS, "aud": RESOURCE, "sub": "alice", "exp": NOW + 300, "iat": NOW, "scope": "mcp:tools"});
         change(&mut c);
         c
+    }
+
+    #[test]
+    fn a_bound_token_is_explained_and_a_certificate_bound_one_fails() {
+        let token = key().token(&claims(|c| c["cnf"] = json!({"jkt": "abc"})));
+        let check = evaluate_token(&format!("DPoP {token}"), &ctx(&[], true), NOW);
+        assert_eq!(check.status, Status::Ok, "{check:?}");
+        assert!(check.message.contains("DPoP-bound"), "{check:?}");
+        assert!(check
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("Authorization: DPoP"));
+        let token = key().token(&claims(|c| c["cnf"] = json!({"x5t#S256": "abc"})));
+        let check = evaluate_token(&token, &ctx(&[], true), NOW);
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(
+            check.message.contains("certificate_bound_token"),
+            "{check:?}"
+        );
     }
 
     #[test]

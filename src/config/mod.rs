@@ -13,11 +13,13 @@
 //! - [`mcp_policy`] — `POLICY_FILE` / `TOOL_SCOPES`: the MCP authorization rules (issue #10).
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
 //! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
+//! - [`dpop`] — sender-constrained tokens (RFC 9449).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub(crate) mod dpop;
 pub(crate) mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod limits;
@@ -29,6 +31,7 @@ pub(crate) mod service;
 pub(crate) mod settings;
 pub(crate) mod vars;
 
+pub(crate) use dpop::DpopSettings;
 pub(crate) use issuers::TrustedIssuer;
 pub(crate) use mcp_policy::McpPolicy;
 pub(crate) use parse::is_loopback_host;
@@ -135,6 +138,8 @@ pub struct Config {
     pub identity_headers: crate::http::identity::IdentityHeaders,
     /// `TOKEN_VALIDATION` and `INTROSPECTION_*`; `None` when every token is a JWT checked locally.
     pub introspection: Option<crate::auth::introspection::IntrospectionSettings>,
+    /// Sender-constrained (DPoP) tokens: proof algorithms, window, replay cache, DPOP_REQUIRED.
+    pub dpop: DpopSettings,
 }
 
 impl Config {
@@ -225,6 +230,7 @@ impl Config {
             mcp_policy,
             rate_limit: rate_limit::settings(&v)?,
             identity_headers: service::identity_headers(&v)?,
+            dpop: dpop::dpop_settings(&v, &mut warnings)?,
         };
         Ok((config, warnings))
     }

@@ -6,10 +6,10 @@
 //! [`log_refused_head`] when its connection ends, so every response sent is one line.
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
-//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `token_path`, `introspection_ms`,
+//! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `scheme`, `token_path`, `introspection_ms`,
 //! `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so
 //! log pipelines can rely on the schema (`limit` is ours: which rate limit, `ip` or `subject`, refused
-//! a `rate_limited` request; `token_path` says which path decided an accepted token: `jwt`,
+//! a `rate_limited` request; `scheme` is `bearer` or `dpop`; `token_path` says which path decided an accepted token: `jwt`,
 //! `introspection` or `cache`). The token itself is never a field.
 
 use std::net::IpAddr;
@@ -43,6 +43,8 @@ pub struct AccessRecord {
     pub reason: Option<&'static str>,
     /// The rate limit that refused the request (`ip`, `subject`), when one did.
     pub limit: Option<&'static str>,
+    /// How the token was presented: `bearer` or `dpop` (RFC 9449), when it was.
+    pub scheme: Option<&'static str>,
     /// How the request was decided.
     pub outcome: Outcome,
     /// Which path decided the token: `jwt`, `introspection` or `cache` (empty when none did).
@@ -70,6 +72,7 @@ impl AccessRecord {
             iss: None,
             reason: None,
             limit: None,
+            scheme: None,
             outcome: Outcome::Public,
             token_path: "",
             introspection_ms: 0.0,
@@ -115,6 +118,7 @@ impl AccessRecord {
             limit = self.limit.unwrap_or(""),
             token_path = self.token_path,
             introspection_ms = (self.introspection_ms * 1000.0).round() / 1000.0,
+            scheme = self.scheme.unwrap_or(""),
             complete,
             "request"
         );
@@ -136,6 +140,7 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         iss: None,
         reason: Some(error.reason()),
         limit: None,
+        scheme: None,
         outcome: Outcome::Refused,
         token_path: "",
         introspection_ms: 0.0,

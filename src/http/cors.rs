@@ -3,7 +3,7 @@
 //! Preflights are answered before authentication (a 401 on a preflight blocks the real request); a
 //! request whose `Origin` is present but not allowed gets 403 (DNS-rebinding protection); a request
 //! without `Origin` (server-side clients such as Claude.ai) is unaffected. The headers JavaScript needs
-//! to read — `WWW-Authenticate` to start OAuth, `Mcp-Session-Id` to continue a session — are exposed
+//! to read — `WWW-Authenticate` to start OAuth, `DPoP-Nonce` (RFC 9449 §8–9), `Mcp-Session-Id` to continue a session — are exposed
 //! on every response, refusals included.
 
 use http::header::{
@@ -17,10 +17,10 @@ use crate::http::body::ResponseBody;
 
 /// Request headers every MCP transport revision uses.
 const ALLOWED_HEADERS: &str =
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+    "Authorization, DPoP, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
 /// What a browser client may read: the challenge, MCP's session headers, and when to retry a 429.
 const EXPOSED_HEADERS: &str =
-    "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version, Retry-After, RateLimit, RateLimit-Policy";
+    "WWW-Authenticate, DPoP-Nonce, Mcp-Session-Id, MCP-Protocol-Version, Retry-After, RateLimit, RateLimit-Policy";
 const ALLOWED_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 
 /// What a request's `Origin` means for it.

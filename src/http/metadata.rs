@@ -61,6 +61,12 @@ impl Metadata {
         if let Some(docs) = &config.resource_documentation {
             doc.insert("resource_documentation".into(), json!(docs));
         }
+        // RFC 9728 §2: the proof algorithms accepted, and whether only DPoP-bound tokens are.
+        let algs: Vec<&str> = config.dpop.algorithms.iter().map(|a| a.name()).collect();
+        doc.insert("dpop_signing_alg_values_supported".into(), json!(algs));
+        if config.dpop.required {
+            doc.insert("dpop_bound_access_tokens_required".into(), json!(true));
+        }
         let cache_control = HeaderValue::from_str(&format!(
             "public, max-age={}",
             config.metadata_max_age.as_secs()
@@ -152,7 +158,22 @@ mod tests {
             json!(["https://idp.example.com/realms/x"])
         );
         assert_eq!(d["bearer_methods_supported"], json!(["header"]));
-        assert_eq!(d.as_object().unwrap().len(), 3, "{d}");
+        // DPoP is accepted by default (RFC 9728 §2, RFC 9449 §5.1); Bearer too, so no "required".
+        assert_eq!(
+            d["dpop_signing_alg_values_supported"],
+            json!(["ES256", "ES384", "EdDSA", "PS256", "RS256"])
+        );
+        assert_eq!(d.as_object().unwrap().len(), 4, "{d}");
+    }
+
+    #[test]
+    fn dpop_required_is_advertised_with_the_configured_algorithms() {
+        let d = doc(&Metadata::new(&config(&[
+            ("DPOP_REQUIRED", "true"),
+            ("DPOP_ALGORITHMS", "ES256"),
+        ])));
+        assert_eq!(d["dpop_bound_access_tokens_required"], json!(true));
+        assert_eq!(d["dpop_signing_alg_values_supported"], json!(["ES256"]));
     }
 
     #[test]

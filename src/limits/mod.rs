@@ -278,6 +278,7 @@ mod tests {
             claims: Default::default(),
             decided_by: "jwt",
             introspection: None,
+            binding: None,
         }
     }
 

@@ -23,9 +23,11 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
-use crate::auth::{Authenticator, Issuer, Refusal};
+use crate::auth::sender::SenderConstraint;
+use crate::auth::{unix_now, Authenticator, Issuer, Refusal};
 use crate::config::Config;
 use crate::http::access_log::{AccessRecord, LoggedBody};
 use crate::http::body::{RequestBody, ResponseBody};
@@ -66,7 +68,12 @@ impl Gate {
     pub fn new(config: &Config) -> Gate {
         let metrics = Arc::new(Metrics::new());
         let metadata = Metadata::new(config);
-        let challenges = Challenges::new(metadata.url(), &config.challenge_scopes);
+        let challenges = Challenges::with_dpop(
+            metadata.url(),
+            &config.challenge_scopes,
+            &config.dpop.algorithms,
+            !config.dpop.required,
+        );
         let issuers = config
             .issuers
             .iter()
@@ -108,6 +115,8 @@ impl Gate {
                 metrics.clone(),
             ));
         }
+        let auth =
+            auth.with_sender_constraint(SenderConstraint::new(&config.dpop, &config.resource));
         Gate {
             limits,
             challenges,
@@ -249,15 +258,17 @@ impl Gate {
         if let Err(refused) = self.limits.check_address(record.client_ip()).await {
             return rate_limited(refused, record, version, origin);
         }
+        record.scheme = bearer::scheme(request.headers()).map(Scheme::name);
+        let speaks_dpop = bearer::speaks_dpop(request.headers());
         let mut response = match self
             .auth
-            .check(request.headers(), request.uri().query())
+            .check(request.method(), request.uri(), request.headers())
             .await
         {
             Err(refusal) => {
                 record.outcome = Outcome::Refused;
                 record.reason = Some(refusal.reason());
-                self.challenges.respond(refusal)
+                self.challenges.respond_to(refusal, speaks_dpop)
             }
             Ok(identity) => {
                 let limited = self.limits.check_subject(&identity).await;
@@ -287,6 +298,12 @@ impl Gate {
                     .await
             }
         };
+        if speaks_dpop {
+            // RFC 9449 §9: a fresh nonce on every answer to a DPoP request, when nonces are on.
+            if let Some(nonce) = self.auth.sender_constraint().fresh_nonce(unix_now()) {
+                response.headers_mut().insert(bearer::DPOP_NONCE, nonce);
+            }
+        }
         if let Some(origin) = origin {
             Cors::decorate(&mut response, origin);
         }

@@ -255,7 +255,7 @@ async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
 
 /// The keys of every access-log line, the Go mcp-gate's schema: a pipeline may rely on each being
 /// there, empty when not known.
-const ACCESS_KEYS: [&str; 17] = [
+const ACCESS_KEYS: [&str; 18] = [
     "ts",
     "level",
     "msg",
@@ -272,6 +272,7 @@ const ACCESS_KEYS: [&str; 17] = [
     "limit",
     "token_path",
     "introspection_ms",
+    "scheme",
     "complete",
 ];
 

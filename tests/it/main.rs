@@ -9,6 +9,8 @@ mod attacks;
 mod binary;
 mod check;
 mod connection_limits;
+mod dpop;
+mod dpop_nonce;
 mod gate;
 mod http_abuse;
 mod identity;

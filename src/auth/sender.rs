@@ -1,0 +1,107 @@
+//! Sender constraint on the request path: the binding decision ([`super::binding`]), the proof check
+//! ([`super::dpop`]) and the replay cache ([`super::dpop_replay`]) put together, with the one effect
+//! they need (remembering `jti`s). Runs after the token is verified — from the verified-token cache
+//! or not — so a bound token's proof is checked on every request.
+
+use super::bearer::Credentials;
+use super::binding;
+use super::dpop::{self, ProofPolicy, ProofTarget};
+use super::dpop_nonce::NonceKeys;
+use super::dpop_replay::ReplayCache;
+use super::refusal::Refusal;
+use super::token::Verified;
+use crate::config::DpopSettings;
+
+/// What a presentation must satisfy beyond the token itself.
+pub struct SenderConstraint {
+    policy: ProofPolicy,
+    /// `RESOURCE_URI`: its origin is the origin of every `htu` (the gate's own view of scheme and
+    /// host is wrong behind a proxy). `None` when DPoP is not configured: then no proof is accepted.
+    resource: Option<url::Url>,
+    bearer_accepted: bool,
+    replay: ReplayCache,
+    /// Server nonces (`DPOP_NONCE=true`): every proof must carry a fresh one.
+    nonces: Option<NonceKeys>,
+}
+
+impl SenderConstraint {
+    pub fn new(settings: &DpopSettings, resource: &url::Url) -> SenderConstraint {
+        let lifetime = settings.iat_window.as_secs();
+        SenderConstraint {
+            // Configuration has validated the keys.
+            nonces: settings
+                .nonce_keys
+                .as_ref()
+                .and_then(|keys| NonceKeys::new(keys.keys(), lifetime).ok()),
+            policy: ProofPolicy {
+                algorithms: settings.algorithms.clone(),
+                iat_window_secs: settings.iat_window.as_secs(),
+            },
+            resource: Some(resource.clone()),
+            bearer_accepted: !settings.required,
+            replay: ReplayCache::new(settings.replay_cache_size),
+        }
+    }
+
+    /// No DPoP: Bearer tokens are accepted, bound tokens and proofs never.
+    pub fn none() -> SenderConstraint {
+        SenderConstraint {
+            policy: ProofPolicy {
+                algorithms: Vec::new(),
+                iat_window_secs: 0,
+            },
+            resource: None,
+            bearer_accepted: true,
+            replay: ReplayCache::new(1),
+            nonces: None,
+        }
+    }
+
+    /// A fresh nonce for a `DPoP-Nonce` response header, when nonces are on (RFC 9449 §9).
+    pub fn fresh_nonce(&self, now: u64) -> Option<http::HeaderValue> {
+        let nonce = self.nonces.as_ref()?.issue(now);
+        http::HeaderValue::from_str(&nonce).ok()
+    }
+
+    /// Checks how `verified` was presented; for a DPoP-bound token, its proof for this request.
+    pub fn check(
+        &self,
+        credentials: &Credentials<'_>,
+        verified: &Verified,
+        method: &http::Method,
+        path: &str,
+        now: u64,
+    ) -> Result<(), Refusal> {
+        let Some(demand) =
+            binding::demand(credentials, verified.binding.as_ref(), self.bearer_accepted)?
+        else {
+            return Ok(());
+        };
+        let resource = self
+            .resource
+            .as_ref()
+            .ok_or(Refusal::DpopUnsupportedAlgorithm)?;
+        let htu = dpop::expected_htu(resource, path).ok_or(Refusal::DpopWrongUri)?;
+        let target = ProofTarget {
+            method: method.as_str(),
+            htu: &htu,
+            access_token: credentials.token,
+            jkt: demand.jkt,
+        };
+        let accepted = dpop::check(demand.proof, &target, &self.policy, now)?;
+        if let Some(nonces) = &self.nonces {
+            // Before the replay cache: a proof refused for its nonce is not remembered.
+            if !accepted
+                .nonce
+                .as_deref()
+                .is_some_and(|n| nonces.accepts(n, now))
+            {
+                return Err(Refusal::DpopNonceRequired);
+            }
+        }
+        if !self.replay.first_use(&accepted.jkt, &accepted.jti) {
+            return Err(Refusal::DpopReplayed);
+        }
+        Ok(())
+    }
+}
