@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::vars::{Var, Vars};
 use super::{invalid, ConfigError, Warnings};
-use crate::auth::dpop::DEFAULT_ALGORITHMS;
 use crate::auth::dpop_nonce::NonceKeys;
 use crate::auth::keys::Alg;
 
@@ -82,25 +81,7 @@ pub(super) fn dpop_settings(
 }
 
 fn algorithms(v: &Vars) -> Result<Vec<Alg>, ConfigError> {
-    const VAR: Var = Var::DPOP_ALGORITHMS;
-    let raw = v.required(VAR, "a list of JWS algorithms")?;
-    let mut algorithms = Vec::new();
-    for name in super::parse::split_list(raw) {
-        let alg = Alg::from_name(&name).ok_or_else(|| {
-            invalid(
-                VAR,
-                &name,
-                format!("asymmetric JWS algorithms such as {DEFAULT_ALGORITHMS} (none and HMAC are never accepted)"),
-            )
-        })?;
-        if !algorithms.contains(&alg) {
-            algorithms.push(alg);
-        }
-    }
-    if algorithms.is_empty() {
-        return Err(invalid(VAR, raw, "at least one algorithm"));
-    }
-    Ok(algorithms)
+    super::policy::algorithm_list(v, Var::DPOP_ALGORITHMS)
 }
 
 #[cfg(test)]

@@ -83,13 +83,18 @@ fn audiences(v: &Vars, resource_uri: &str, warnings: &mut Warnings) -> Vec<Strin
 }
 
 fn algorithms(v: &Vars) -> Result<Vec<Alg>, ConfigError> {
-    const VAR: Var = Var::ALLOWED_ALGORITHMS;
-    let raw = v.required(VAR, "a list of JWS algorithms")?;
+    algorithm_list(v, Var::ALLOWED_ALGORITHMS)
+}
+
+/// A list of asymmetric JWS algorithms (`ALLOWED_ALGORITHMS`, `DPOP_ALGORITHMS`): each known,
+/// none repeated, at least one; `none` and HMAC are not algorithms here.
+pub(super) fn algorithm_list(v: &Vars, var: Var) -> Result<Vec<Alg>, ConfigError> {
+    let raw = v.required(var, "a list of JWS algorithms")?;
     let mut algorithms = Vec::new();
     for name in super::parse::split_list(raw) {
         let alg = Alg::from_name(&name).ok_or_else(|| {
             invalid(
-                VAR,
+                var,
                 &name,
                 format!("asymmetric JWS algorithms from: {DEFAULT_ALGORITHMS} (none and HMAC are never accepted)"),
             )
@@ -99,7 +104,7 @@ fn algorithms(v: &Vars) -> Result<Vec<Alg>, ConfigError> {
         }
     }
     if algorithms.is_empty() {
-        return Err(invalid(VAR, raw, "at least one algorithm"));
+        return Err(invalid(var, raw, "at least one algorithm"));
     }
     Ok(algorithms)
 }
