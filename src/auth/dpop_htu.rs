@@ -30,9 +30,11 @@ fn normalize_percent_encoding(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = &path[i + 1..i + 3];
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
+        if bytes[i] == b'%' {
+            let hex = &bytes[i + 1..bytes.len().min(i + 3)];
+            if hex.len() == 2 && hex.iter().all(u8::is_ascii_hexdigit) {
+                let hex = &path[i + 1..i + 3];
+                let b = u8::from_str_radix(hex, 16).expect("two hex digits");
                 if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
                     out.push(b as char);
                 } else {
@@ -42,6 +44,11 @@ fn normalize_percent_encoding(path: &str) -> String {
                 i += 3;
                 continue;
             }
+            // A `%` that starts no escape is itself escaped: otherwise a byte decoded right after
+            // it (`%%34` → `%4`) would form a new escape, and normalising twice would differ.
+            out.push_str("%25");
+            i += 1;
+            continue;
         }
         out.push(bytes[i] as char);
         i += 1;
@@ -64,6 +71,10 @@ mod tests {
             normalize_htu("https://h/a/b")
         );
         for raw in [
+            // Found by the dpop_proof fuzz target: a stray `%` before an escape of a digit.
+            "HTTPS:TTP4/:S0/%%34ea22E/#y",
+            "https://h/a%%41b%",
+            "https://h/%+4x",
             "HTTPS://MCP.Example.COM:443/a/%2e%2E/mcp?x#y",
             "https://h/%7e%41%2f%25",
             "http://h:8080/a b",
