@@ -56,11 +56,15 @@ export class Stack {
     }
   }
 
-  /** oidc-provider (e2e/as/server.mjs). Pass `port` to come back on the same issuer after stop(). */
-  async authorizationServer({ port, alg = 'RS256', ttl = 300, jwksFile } = {}) {
+  /**
+   * oidc-provider (e2e/as/server.mjs). Pass `port` to come back on the same issuer after stop();
+   * `dpop: true` keeps its DPoP feature on (a proof at the token endpoint gets a DPoP-bound token).
+   */
+  async authorizationServer({ port, alg = 'RS256', ttl = 300, jwksFile, dpop = false } = {}) {
     return this._startReady('as', { port }, async (chosen) => {
       const env = { AS_PORT: String(chosen), AS_ALG: alg, AS_TTL: String(ttl) };
       if (jwksFile) env.AS_JWKS_FILE = jwksFile;
+      if (dpop) env.AS_DPOP = 'true';
       const proc = this._start('as', process.execPath, [join(E2E_DIR, 'as', 'server.mjs')], { env });
       const [, issuer, kid] = await proc.waitForOutput(/AS ready (\S+) kid=(\S+)/, 20000);
       return { issuer, kid, port: chosen, proc, tokenUrl: `${issuer}/token` };
