@@ -10,6 +10,12 @@
 --                       across runs (forgeries no cache can remember)
 -- env BENCH_PATH        request path (/mcp)
 -- env BENCH_BODY_FILE   request body read from this file (default: a JSON-RPC ping)
+-- env BENCH_DPOP_FILE   DPoP proofs (lib/dpop-proofs.mjs), one a line, for the token on the first line of
+--                       BENCH_TOKEN_FILE, which is then sent as "Authorization: DPoP <token>" with
+--                       "DPoP: <proof>". No proof is sent twice (the gate would refuse the replay):
+--                       wrk thread k of T takes lines k+1, k+1+T, ...; a thread that has used all its
+--                       lines stops sending (wrk.thread:stop()); wrk still waits out the duration and
+--                       divides by it, so that run's req/s is understated (its CPU per request is not).
 local body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
 local body_file = os.getenv("BENCH_BODY_FILE") or ""
 if body_file ~= "" then
@@ -111,5 +117,35 @@ if rate and rate > 0 then
     local whole = math.floor(wait)
     if math.random() < wait - whole then whole = whole + 1 end
     return whole
+  end
+end
+
+local dpop_file = os.getenv("BENCH_DPOP_FILE") or ""
+if dpop_file ~= "" and n >= 1 then
+  local proofs, n_proofs = {}, 0
+  for line in io.lines(dpop_file) do
+    if #line > 0 then n_proofs = n_proofs + 1; proofs[n_proofs] = line end
+  end
+  assert(n_proofs > 0, "BENCH_DPOP_FILE holds no proof")
+  local auth = "DPoP " .. tokens[1]
+  local next_id = 0
+  function setup(thread)
+    thread:set("thread_id", next_id)
+    next_id = next_id + 1
+  end
+  local p
+  function init(args)
+    p = (thread_id or 0) + 1 - threads
+  end
+  function request()
+    p = p + threads
+    if p > n_proofs then
+      wrk.thread:stop()
+      p = n_proofs
+    end
+    local h = base_headers()
+    h["Authorization"] = auth
+    h["DPoP"] = proofs[p]
+    return wrk.format("POST", path, h, body)
   end
 end

@@ -7,9 +7,11 @@
 // OUT_DIR/tokens.txt                                   COUNT distinct valid tokens, one a line (case 2)
 // OUT_DIR/forged.txt                                   COUNT distinct tokens with valid claims and a random signature (case 3)
 // OUT_DIR/bad-aud.txt, bad-iss.txt, expired.txt        one token each, for the sanity checks
+// OUT_DIR/dpop-key.pem                                 a DPoP client's P-256 private key (PKCS#8 PEM, case 10)
+// OUT_DIR/dpop-token.txt                               one valid token bound to that key (cnf.jkt, RFC 9449 §6.1)
 //
 // Every token: RS256, typ at+jwt, kid, iss, aud, exp (+1 day), iat, nbf, jti, sub, client_id, scope.
-import { generateKeyPairSync, createSign, randomBytes } from 'node:crypto';
+import { createHash, createSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -67,4 +69,13 @@ writeFileSync(join(out, 'forged.txt'), forged.join('\n') + '\n');
 writeFileSync(join(out, 'bad-aud.txt'), sign(claims(0, { aud: audience + '-other' })) + '\n');
 writeFileSync(join(out, 'bad-iss.txt'), sign(claims(0, { iss: issuer + '/other' })) + '\n');
 writeFileSync(join(out, 'expired.txt'), sign(claims(0, { iat: now - 7200, nbf: now - 7200, exp: now - 3600 })) + '\n');
-console.log(`kid=${kid} tokens=${count}`);
+
+// Case 10: a DPoP-bound token. Its proofs are made by lib/dpop-proofs.mjs right before each run (their
+// iat must be fresh and each jti is used once). cnf.jkt is the key's RFC 7638 thumbprint: the required
+// members of the public JWK in lexicographic order, no whitespace, SHA-256, base64url.
+const dpopKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const { crv, kty, x, y } = dpopKey.publicKey.export({ format: 'jwk' });
+const jkt = createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
+writeFileSync(join(out, 'dpop-key.pem'), dpopKey.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+writeFileSync(join(out, 'dpop-token.txt'), sign(claims(0, { sub: 'bench-dpop-user', cnf: { jkt } })) + '\n');
+console.log(`kid=${kid} tokens=${count} dpop-jkt=${jkt}`);

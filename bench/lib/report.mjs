@@ -235,6 +235,36 @@ console.log('## Case 6: start-up, idle memory, size\n');
   }
 }
 
+// ---- case 10: what DPoP costs
+{
+  const runs = [...new Set(results.filter((r) => r.c === 'c10').map((r) => r.run))];
+  if (runs.length) {
+    const [, first, replay, bearer, proofsArg] = tsv('dpop-sanity.tsv')[0] ?? [];
+    const proofs = Number(proofsArg);
+    console.log('## Case 10: DPoP, a fresh ES256 proof on every request, beside the same request as Bearer\n');
+    console.log(`The case-1 request (a ping, one token from the verified-token cache) through mcp-gate as a Bearer token and through mcp-gate-dpop as a DPoP-bound token (\`cnf.jkt\`) with a new proof per request: the proof's ES256 signature, JWK thumbprint, \`ath\`, \`htu\`, \`iat\` and the replay cache are checked every time. Proofs are single-use: ${int(proofs)} are made before each run, and a run that uses them all stops sending (marked "ran out"). mcp-gate-dpop answered ${first} to a fresh proof, ${replay} to its replay and ${bearer} to the bound token sent as Bearer. CPU per request in µs (user + kernel) of the gate process, median of runs (min–max).\n`);
+    const cost = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / r.reqs : NaN);
+    // wrk's req/s divides by the whole duration, also after a thread stopped for want of proofs.
+    const ranOut = (r) => r.target === 'mcp-gate-dpop' && r.reqs >= 0.99 * proofs - 64;
+    const rows = [];
+    for (const t of ['mcp-gate', 'mcp-gate-dpop']) {
+      const rs = get('c10', t);
+      rows.push([t, fmt(median(rs.map((r) => r.rps)), 0), rs.map((r) => int(r.reqs) + (ranOut(r) ? ' (ran out)' : '')).join(', '),
+        String(rs.reduce((a, r) => a + r.non2xx, 0)), range(rs.map(cost), 1)]);
+    }
+    const c1 = get('c1', 'mcp-gate');
+    if (c1.length) rows.push(['mcp-gate, case 1 (same run)', fmt(median(c1.map((r) => r.rps)), 0), c1.map((r) => int(r.reqs)).join(', '),
+      String(c1.reduce((a, r) => a + r.non2xx, 0)), range(c1.map(cost), 1)]);
+    const added = runs.map((run) => cost(at('c10', 'mcp-gate-dpop', run)) - cost(at('c10', 'mcp-gate', run)));
+    const ratio = runs.map((run) => at('c10', 'mcp-gate-dpop', run)?.rps / at('c10', 'mcp-gate', run)?.rps);
+    table(['target', 'req/s', 'requests per run', 'non-2xx', 'CPU µs per request'], rows);
+    console.log(`Added by DPoP: ${range(added, 1)} µs of CPU per request; req/s with DPoP ÷ Bearer: ${range(ratio)}.\n`);
+    if (get('c10', 'mcp-gate-dpop').some(ranOut)) {
+      console.log(`A run marked "ran out" used all ${int(proofs)} proofs before its time was up: its req/s is understated (wrk divides by the full duration), its CPU per request is not. Raise BENCH_DPOP_PROOFS.\n`);
+    }
+  }
+}
+
 // ---- summary
 console.log('## Summary: mcp-gate req/s divided by each peer\'s, same run, median of runs\n');
 {
