@@ -7,7 +7,8 @@
 // exact status and challenges (the DPoP one with the error, the Bearer one beside it) and an
 // upstream that saw no POST (a counting forwarder sits between the gates and server-everything).
 // A second gate runs with DPOP_REQUIRED=true, a third with DPOP_NONCE=true (nonce handling in the
-// client's fetch: `use_dpop_nonce` → resend with `DPoP-Nonce`).
+// client's fetch: `use_dpop_nonce` → resend with `DPoP-Nonce`). Not here: a certificate-bound
+// token (cnf.x5t#S256), which oidc-provider issues only over mutual TLS (tests/it/dpop.rs covers it).
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, request } from 'node:http';
@@ -174,7 +175,7 @@ function post(url, headers) {
   });
 }
 
-/** `Authorization: DPoP <token>` with the given proofs (one DPoP header each). */
+/** `Authorization: DPoP <token>` with `proof` in a DPoP header (an array: one header each). */
 function postDpop(g, token, proof) {
   const headers = { authorization: `DPoP ${token}` };
   if (proof !== undefined) headers.dpop = proof;
@@ -287,6 +288,12 @@ test('every wrong proof is refused with invalid_dpop_proof and never reaches the
       description: BAD_PROOF,
     });
   }
+  const two = [await key.proof({ htu, token }), await key.proof({ htu, token })];
+  await assertRefused(gate, 'two DPoP headers', postDpop(gate, token, two), {
+    status: 400,
+    error: 'invalid_request',
+    description: 'The request carries more than one DPoP proof',
+  });
   // The token itself is fine: with a correct proof it passes.
   assert.equal((await postDpop(gate, token, await key.proof({ htu, token }))).status, 200);
 });
@@ -308,7 +315,7 @@ test('a bound token is refused as Bearer, with or without a proof beside it', as
   );
 });
 
-test('an unbound token from the same AS is still a Bearer token, but never a DPoP one', async () => {
+test('an unbound token from the same AS is still a Bearer token, but never a DPoP one nor beside a proof', async () => {
   const plain = await clientCredentialsToken(as, gate.mcpUrl);
   assert.equal(decodeJwt(plain).cnf, undefined, 'no proof at the token endpoint, no binding');
   const before = upstream.posts;
@@ -318,6 +325,12 @@ test('an unbound token from the same AS is still a Bearer token, but never a DPo
   await assertRefused(gate, 'unbound token with the DPoP scheme', postDpop(gate, plain, await key.proof({ htu: gate.mcpUrl, token: plain })), {
     error: 'invalid_token',
     description: 'The access token is not bound to a DPoP key',
+  });
+  const proof = await key.proof({ htu: gate.mcpUrl, token: plain });
+  await assertRefused(gate, 'proof beside an unbound Bearer token', post(gate.mcpUrl, { authorization: `Bearer ${plain}`, dpop: proof }), {
+    status: 400,
+    error: 'invalid_request',
+    description: 'A DPoP proof must be sent with the DPoP authorization scheme',
   });
 });
 
