@@ -109,6 +109,7 @@ pub struct Metrics {
     rate_limit_decisions: Family<RateLimitLabels, Counter>,
     rate_limit_redis_duration: Histogram,
     rate_limit_redis_failures: Counter,
+    dpop_replay_store_failures: Counter,
     introspection_duration: Histogram,
     decisions: Family<PathLabels, Counter>,
 }
@@ -221,6 +222,12 @@ impl Metrics {
             "Rate-limit decisions Redis did not answer in time (RATE_LIMIT_REDIS_FAILURE applied)",
             rate_limit_redis_failures.clone(),
         );
+        let dpop_replay_store_failures = Counter::default();
+        registry.register(
+            "dpop_replay_store_failures",
+            "DPoP replay checks the shared store (Redis) did not answer in time (DPOP_REPLAY_REDIS_FAILURE applied)",
+            dpop_replay_store_failures.clone(),
+        );
         let introspection_duration = latency_histogram();
         registry.register(
             "introspection_duration_seconds",
@@ -253,6 +260,7 @@ impl Metrics {
             rate_limit_decisions,
             rate_limit_redis_duration,
             rate_limit_redis_failures,
+            dpop_replay_store_failures,
         }
     }
 
@@ -365,6 +373,11 @@ impl Metrics {
     /// A decision Redis did not answer in time.
     pub fn rate_limit_redis_failure(&self) {
         self.rate_limit_redis_failures.inc();
+    }
+
+    /// A DPoP replay check the shared store did not answer in time.
+    pub fn dpop_replay_store_failure(&self) {
+        self.dpop_replay_store_failures.inc();
     }
 
     /// An introspection call, and how long it took.

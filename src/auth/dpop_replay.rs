@@ -5,7 +5,8 @@
 //! the memory. A proof older than the `iat` window is refused before it gets here, so the cache only
 //! has to remember proofs for the window; size it above the rate of DPoP requests times twice the
 //! window (a proof is acceptable from `iat - window` to `iat + window`). Replicas do not share the
-//! cache: a proof replayed to another replica within the window is not detected (README, DPoP).
+//! cache: a proof replayed to another replica within the window is not detected unless
+//! `DPOP_REPLAY_STORE=redis` adds the shared store ([`super::dpop_replay_shared`]).
 
 use std::time::Duration;
 
@@ -27,9 +28,14 @@ impl ReplayCache {
 
     /// Records a proof; `false` when the same key already used this `jti` (or is using it right now
     /// on another request: the second of two concurrent uses loses, never both win).
+    #[cfg(test)]
     pub fn first_use(&self, jkt: &str, jti: &str) -> bool {
-        let key = Self::key(jkt, jti);
-        match self.seen.get_value_or_guard(&key, Some(Duration::ZERO)) {
+        self.first_use_of(&Self::key(jkt, jti))
+    }
+
+    /// [`ReplayCache::first_use`] for a proof whose [`ReplayCache::key`] is already known.
+    pub fn first_use_of(&self, key: &[u8; 32]) -> bool {
+        match self.seen.get_value_or_guard(key, Some(Duration::ZERO)) {
             GuardResult::Guard(guard) => {
                 let _ = guard.insert(());
                 true
@@ -38,8 +44,9 @@ impl ReplayCache {
         }
     }
 
-    /// SHA-256 over the thumbprint, a separator no thumbprint contains, and the `jti`.
-    fn key(jkt: &str, jti: &str) -> [u8; 32] {
+    /// SHA-256 over the thumbprint, a separator no thumbprint contains, and the `jti`: a fixed-size
+    /// key whatever the client sends, also the shared store's ([`super::dpop_replay_shared`]).
+    pub fn key(jkt: &str, jti: &str) -> [u8; 32] {
         let mut ctx = Context::new(&SHA256);
         ctx.update(jkt.as_bytes());
         ctx.update(b"\0");

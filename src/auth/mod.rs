@@ -18,6 +18,7 @@ pub mod dpop;
 pub(crate) mod dpop_htu;
 pub mod dpop_nonce;
 pub(crate) mod dpop_replay;
+pub(crate) mod dpop_replay_shared;
 pub(crate) mod fetch;
 pub mod introspection;
 pub(crate) mod key_cache;
@@ -189,7 +190,8 @@ impl Authenticator {
         let verified = decided?;
         // After the token, cached or not: a bound token's proof is checked on every request.
         self.sender
-            .check(&credentials, &verified, method, uri.path(), unix_now())?;
+            .check(&credentials, &verified, method, uri.path(), unix_now())
+            .await?;
         Ok(Verified {
             issuer: Some(issuer.name.clone()),
             ..verified

@@ -58,6 +58,8 @@ pub enum Refusal {
     InactiveToken,
     /// The introspection endpoint gave no usable answer (down, slow, garbage).
     IntrospectionUnavailable,
+    /// The shared DPoP replay store did not answer and `DPOP_REPLAY_REDIS_FAILURE=closed`.
+    DpopReplayStoreUnavailable,
     /// `Authorization: DPoP` without a `DPoP` proof header.
     DpopProofMissing,
     /// More than one `DPoP` header (RFC 9449 §4.3 item 1).
@@ -102,7 +104,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every variant, for building the response table once.
-    pub const ALL: [Refusal; 45] = [
+    pub const ALL: [Refusal; 46] = [
         Refusal::MissingToken,
         Refusal::MultipleTokens,
         Refusal::TokenInQuery,
@@ -128,6 +130,7 @@ impl Refusal {
         Refusal::KeysUnavailable,
         Refusal::InactiveToken,
         Refusal::IntrospectionUnavailable,
+        Refusal::DpopReplayStoreUnavailable,
         Refusal::DpopProofMissing,
         Refusal::DpopMultipleProofs,
         Refusal::DpopProofWithoutScheme,
@@ -186,6 +189,7 @@ impl Refusal {
             Refusal::KeysUnavailable => "keys_unavailable",
             Refusal::InactiveToken => "inactive_token",
             Refusal::IntrospectionUnavailable => "introspection_unavailable",
+            Refusal::DpopReplayStoreUnavailable => "dpop_replay_store_unavailable",
             Refusal::DpopProofMissing => "dpop_proof_missing",
             Refusal::DpopMultipleProofs => "dpop_multiple_proofs",
             Refusal::DpopProofWithoutScheme => "dpop_proof_without_scheme",
@@ -218,7 +222,9 @@ impl Refusal {
             | Refusal::DpopMultipleProofs
             | Refusal::DpopProofWithoutScheme => 400,
             Refusal::InsufficientScope | Refusal::ClaimRuleFailed => 403,
-            Refusal::KeysUnavailable | Refusal::IntrospectionUnavailable => 503,
+            Refusal::KeysUnavailable
+            | Refusal::IntrospectionUnavailable
+            | Refusal::DpopReplayStoreUnavailable => 503,
             _ => 401,
         }
     }
@@ -264,6 +270,9 @@ impl Refusal {
             }
             Refusal::IntrospectionUnavailable => {
                 "The authorization server cannot confirm the access token now; retry shortly"
+            }
+            Refusal::DpopReplayStoreUnavailable => {
+                "The DPoP proof cannot be checked for replay now; retry shortly"
             }
             Refusal::DpopMultipleProofs => "The request carries more than one DPoP proof",
             Refusal::DpopProofWithoutScheme => {

@@ -8,6 +8,7 @@ use super::binding;
 use super::dpop::{self, ProofPolicy, ProofTarget};
 use super::dpop_nonce::NonceKeys;
 use super::dpop_replay::ReplayCache;
+use super::dpop_replay_shared::{ReplayFailure, SharedReplay, SharedVerdict};
 use super::refusal::Refusal;
 use super::token::Verified;
 use crate::config::DpopSettings;
@@ -20,6 +21,8 @@ pub struct SenderConstraint {
     resource: Option<url::Url>,
     bearer_accepted: bool,
     replay: ReplayCache,
+    /// `DPOP_REPLAY_STORE=redis`: the replay check across replicas, after the local one.
+    shared: Option<SharedReplay>,
     /// Server nonces (`DPOP_NONCE=true`): every proof must carry a fresh one.
     nonces: Option<NonceKeys>,
 }
@@ -40,6 +43,15 @@ impl SenderConstraint {
             resource: Some(resource.clone()),
             bearer_accepted: !settings.required,
             replay: ReplayCache::new(settings.replay_cache_size),
+            shared: None,
+        }
+    }
+
+    /// Adds the replay store shared by the replicas.
+    pub fn with_shared_replay(self, shared: SharedReplay) -> SenderConstraint {
+        SenderConstraint {
+            shared: Some(shared),
+            ..self
         }
     }
 
@@ -53,6 +65,7 @@ impl SenderConstraint {
             resource: None,
             bearer_accepted: true,
             replay: ReplayCache::new(1),
+            shared: None,
             nonces: None,
         }
     }
@@ -64,7 +77,7 @@ impl SenderConstraint {
     }
 
     /// Checks how `verified` was presented; for a DPoP-bound token, its proof for this request.
-    pub fn check(
+    pub async fn check(
         &self,
         credentials: &Credentials<'_>,
         verified: &Verified,
@@ -99,9 +112,22 @@ impl SenderConstraint {
                 return Err(Refusal::DpopNonceRequired);
             }
         }
-        if !self.replay.first_use(&accepted.jkt, &accepted.jti) {
+        let key = ReplayCache::key(&accepted.jkt, &accepted.jti);
+        // The local cache first: a replay to this replica costs no round trip.
+        if !self.replay.first_use_of(&key) {
             return Err(Refusal::DpopReplayed);
         }
-        Ok(())
+        match &self.shared {
+            None => Ok(()),
+            Some(shared) => match shared.first_use(&key).await {
+                SharedVerdict::FirstUse | SharedVerdict::Unavailable(ReplayFailure::Local) => {
+                    Ok(())
+                }
+                SharedVerdict::Replayed => Err(Refusal::DpopReplayed),
+                SharedVerdict::Unavailable(ReplayFailure::Closed) => {
+                    Err(Refusal::DpopReplayStoreUnavailable)
+                }
+            },
+        }
     }
 }

@@ -113,6 +113,7 @@ fn is_lasting(refusal: Refusal) -> bool {
             | Refusal::AmbiguousKey
             | Refusal::KeysUnavailable
             | Refusal::IntrospectionUnavailable
+            | Refusal::DpopReplayStoreUnavailable
             | Refusal::MissingToken
             | Refusal::MultipleTokens
             | Refusal::TokenInQuery

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::vars::{Var, Vars};
 use super::{invalid, ConfigError, Warnings};
 use crate::auth::dpop_nonce::NonceKeys;
+use crate::auth::dpop_replay_shared::{ReplayFailure, SharedReplaySettings};
 use crate::auth::keys::Alg;
 
 /// How sender-constrained tokens are checked.
@@ -21,6 +22,8 @@ pub struct DpopSettings {
     pub replay_cache_size: usize,
     /// With `DPOP_NONCE=true`, the nonce keys (`DPOP_NONCE_KEYS`, the sealing one first).
     pub nonce_keys: Option<NonceKeyList>,
+    /// With `DPOP_REPLAY_STORE=redis`, the store shared by the replicas.
+    pub shared_replay: Option<SharedReplaySettings>,
 }
 
 /// Nonce keys, validated; secret, so never printed.
@@ -77,7 +80,43 @@ pub(super) fn dpop_settings(
         required: v.bool(Var::DPOP_REQUIRED)?,
         replay_cache_size,
         nonce_keys,
+        shared_replay: shared_replay(v)?,
     })
+}
+
+/// `DPOP_REPLAY_STORE=redis` uses the one Redis the gate already knows (`RATE_LIMIT_REDIS_URL`,
+/// validated there) and its wait bound, so replicas need one connection string, not two.
+fn shared_replay(v: &Vars) -> Result<Option<SharedReplaySettings>, ConfigError> {
+    let store = v.required(Var::DPOP_REPLAY_STORE, "local or redis")?;
+    match store.to_ascii_lowercase().as_str() {
+        "local" => return Ok(None),
+        "redis" => {}
+        _ => return Err(invalid(Var::DPOP_REPLAY_STORE, store, "local or redis")),
+    }
+    let Some(url) = v.get(Var::RATE_LIMIT_REDIS_URL) else {
+        return Err(invalid(
+            Var::DPOP_REPLAY_STORE,
+            store,
+            "redis needs RATE_LIMIT_REDIS_URL (the Redis the replicas share)",
+        ));
+    };
+    let raw = v.required(Var::DPOP_REPLAY_REDIS_FAILURE, "local or closed")?;
+    let on_failure = match raw.to_ascii_lowercase().as_str() {
+        "local" => ReplayFailure::Local,
+        "closed" => ReplayFailure::Closed,
+        _ => {
+            return Err(invalid(
+                Var::DPOP_REPLAY_REDIS_FAILURE,
+                raw,
+                "local or closed",
+            ))
+        }
+    };
+    Ok(Some(SharedReplaySettings {
+        url: url.to_string(),
+        timeout: v.positive(Var::RATE_LIMIT_REDIS_TIMEOUT)?,
+        on_failure,
+    }))
 }
 
 fn algorithms(v: &Vars) -> Result<Vec<Alg>, ConfigError> {
@@ -147,5 +186,40 @@ mod tests {
         assert_eq!(c.dpop.nonce_keys.as_ref().unwrap().keys(), [key]);
         assert!(!format!("{c:?}").contains(key));
         assert!(config(&[]).unwrap().dpop.nonce_keys.is_none());
+    }
+
+    #[test]
+    fn the_shared_replay_store_needs_the_redis_url_and_never_prints_it() {
+        assert!(config(&[]).unwrap().dpop.shared_replay.is_none());
+        let e = config(&[("DPOP_REPLAY_STORE", "redis")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("DPOP_REPLAY_STORE") && e.contains("RATE_LIMIT_REDIS_URL"),
+            "{e}"
+        );
+        let e = config(&[("DPOP_REPLAY_STORE", "memcached")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("DPOP_REPLAY_STORE"), "{e}");
+        let url = ("RATE_LIMIT_REDIS_URL", "redis://:s3cret@redis:6379");
+        let e = config(&[
+            ("DPOP_REPLAY_STORE", "redis"),
+            url,
+            ("DPOP_REPLAY_REDIS_FAILURE", "open"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("DPOP_REPLAY_REDIS_FAILURE"), "{e}");
+        let c = config(&[
+            ("DPOP_REPLAY_STORE", "Redis"),
+            url,
+            ("DPOP_REPLAY_REDIS_FAILURE", "closed"),
+        ])
+        .unwrap();
+        let shared = c.dpop.shared_replay.as_ref().unwrap();
+        assert_eq!(shared.on_failure, ReplayFailure::Closed);
+        assert_eq!(shared.url, url.1);
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 }

@@ -274,6 +274,14 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "32-byte base64url AES keys for DPoP nonces, the sealing one first (all open: rotate with an overlap); the same on every replica",
     ),
+    s(Var::DPOP_REPLAY_STORE,
+        Some("local"),
+        "Where DPoP proofs are remembered: local (per replica) or redis (RATE_LIMIT_REDIS_URL, shared by the replicas, after the local check)",
+    ),
+    s(Var::DPOP_REPLAY_REDIS_FAILURE,
+        Some("local"),
+        "With DPOP_REPLAY_STORE=redis, what a proof gets while Redis does not answer: local (the per-replica check alone) or closed (503)",
+    ),
 ];
 
 #[cfg(test)]

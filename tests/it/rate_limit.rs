@@ -151,13 +151,13 @@ async fn a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_ignored() {
 }
 
 /// A `redis-server` on a free loopback port, without persistence; killed when dropped.
-struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     child: Option<Child>,
 }
 
 impl RedisServer {
-    async fn start() -> RedisServer {
+    pub(crate) async fn start() -> RedisServer {
         let mut server = RedisServer {
             port: free_addr().port(),
             child: None,
@@ -167,7 +167,7 @@ impl RedisServer {
     }
 
     /// Starts (again) on the same port, empty.
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -201,7 +201,7 @@ impl RedisServer {
     }
 
     /// Keys stored: a gate that decided in Redis left one.
-    async fn keys(&self) -> usize {
+    pub(crate) async fn keys(&self) -> usize {
         let client = redis::Client::open(self.url()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         redis::cmd("DBSIZE")
@@ -210,14 +210,14 @@ impl RedisServer {
             .unwrap()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 }
