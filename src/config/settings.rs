@@ -274,6 +274,10 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "32-byte base64url AES keys for DPoP nonces, the sealing one first (all open: rotate with an overlap); the same on every replica",
     ),
+    s(Var::RATE_LIMIT_TOOL,
+        None,
+        "tools/call requests per token subject and tool (each call of a batch counts): N/period[,burst=M], e.g. 10/1m [default: off]",
+    ),
 ];
 
 #[cfg(test)]

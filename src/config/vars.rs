@@ -99,6 +99,7 @@ vars!(
     DPOP_REPLAY_CACHE_SIZE,
     DPOP_NONCE,
     DPOP_NONCE_KEYS,
+    RATE_LIMIT_TOOL,
 );
 
 impl Var {
