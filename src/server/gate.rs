@@ -102,6 +102,8 @@ impl Gate {
             })
             .collect();
         let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
+        // The tool level needs each call's tool name: the enforcer reads bodies for it too.
+        let reads_bodies = config.mcp_policy.is_active() || config.rate_limit.tool.is_some();
         let mut auth = Authenticator::new(
             issuers,
             config.max_token_size,
@@ -137,18 +139,16 @@ impl Gate {
             ),
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
-            policy: (config.mcp_policy.is_active() || config.rate_limit.tool.is_some()).then(
-                || {
-                    Arc::new(Enforcer::new(
-                        config.mcp_policy.rules.clone(),
-                        config.mcp_policy.filter_tools_list,
-                        config.max_request_body,
-                        metadata.url(),
-                        config.upstream_timeout,
-                        config.rate_limit.tool.is_some(),
-                    ))
-                },
-            ),
+            policy: reads_bodies.then(|| {
+                Arc::new(Enforcer::new(
+                    config.mcp_policy.rules.clone(),
+                    config.mcp_policy.filter_tools_list,
+                    config.max_request_body,
+                    metadata.url(),
+                    config.upstream_timeout,
+                    config.rate_limit.tool.is_some(),
+                ))
+            }),
             metadata,
             metrics,
             tls: config.tls.is_some(),
