@@ -182,6 +182,26 @@ async fn without_a_policy_the_tool_limit_reads_bodies_forwards_them_intact_and_r
     assert_eq!(s.upstream.count(), 1);
 }
 
+#[tokio::test]
+async fn a_call_the_policy_refuses_spends_nothing_of_the_tool_budget() {
+    let s = stack(&[
+        ("TOOL_SCOPES", "delete_*=mcp:admin"),
+        ("RATE_LIMIT_TOOL", "1/1h"),
+    ])
+    .await;
+    let url = s.gate.resource();
+    let body = tool_call(json!(1), "delete_note");
+    let plain = s.token();
+    for _ in 0..3 {
+        assert_eq!(call(&url, &plain, &[], &body).await.status, 403);
+    }
+    // The same subject with the scope: its one unit is still there.
+    let admin = s.token_with(|c| c["scope"] = json!("mcp:admin"));
+    assert_eq!(call(&url, &admin, &[], &body).await.status, 200);
+    assert_eq!(call(&url, &admin, &[], &body).await.status, 429);
+    assert_eq!(s.upstream.count(), 1);
+}
+
 const SHARED_RESOURCE: &str = "http://127.0.0.1:9/mcp";
 
 #[tokio::test]
