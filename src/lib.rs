@@ -18,7 +18,8 @@
 //!   `cnf`, [`auth::dpop`] checks the proof (pure), [`auth::dpop_replay`] and [`auth::dpop_nonce`].
 //! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
 //!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
-//! - [`limits`] — rate limits per client address and per subject (GCRA; local or Redis).
+//! - [`limits`] — rate limits per client address, per subject and per subject and tool (GCRA;
+//!   local or Redis).
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.

@@ -235,6 +235,46 @@ console.log('## Case 6: start-up, idle memory, size\n');
   }
 }
 
+// ---- case 9: what rate limiting costs
+{
+  const runs = [...new Set(results.filter((r) => r.c === 'c9').map((r) => r.run))];
+  if (runs.length) {
+    const cost = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / r.reqs : NaN);
+    console.log('## Case 9: rate limiting\n');
+    console.log('Case-1 requests (one valid token) through the plain gate and through gates with `RATE_LIMIT_SUBJECT=1000000/1s` (decided on every request, never reached), in process and in a Redis (`redis-server --save \'\' --appendonly no` on the load CPU, `RATE_LIMIT_REDIS_TIMEOUT=100ms`). CPU per request in µs (user + kernel) of the gate process, median of runs (min–max); Redis\'s own CPU per request is shown apart (it runs beside wrk, not on the proxy CPU).\n');
+    const redis = tsv('redis-cpu.tsv').map(([run, usr, sys, cmds]) => ({ run: Number(run), usr: Number(usr), sys: Number(sys), cmds: Number(cmds) }));
+    const rows = [];
+    for (const t of ['mcp-gate', 'mcp-gate-rl-local', 'mcp-gate-rl-redis']) {
+      const rs = get('c9', t);
+      const added = runs.map((run) => cost(at('c9', t, run)) - cost(at('c9', 'mcp-gate', run)));
+      let redisCell = '—';
+      if (t === 'mcp-gate-rl-redis') {
+        const per = redis.map((x) => { const r = at('c9', t, x.run); return r && r.reqs > 0 ? (x.usr + x.sys) / r.reqs : NaN; });
+        const share = redis.map((x) => { const r = at('c9', t, x.run); return r && r.reqs > 0 ? x.cmds / r.reqs : NaN; });
+        redisCell = `${range(per, 1)} µs; ${range(share)} EVALSHA per request`;
+      }
+      rows.push([t, fmt(median(rs.map((r) => r.rps)), 0), range(rs.map(cost), 1), t === 'mcp-gate' ? '—' : range(added, 1), redisCell]);
+    }
+    table(['target', 'req/s', 'gate CPU µs per request', 'added over mcp-gate', 'redis-server'], rows);
+    console.log('"EVALSHA per request" near 1 means Redis decided each request (one script call); well below 1, decisions fell back to the local limits (Redis did not answer within the bound).\n');
+    const fruns = [...new Set(results.filter((r) => r.c === 'c9f').map((r) => r.run))];
+    if (fruns.length) {
+      console.log('Garbage-token flood: the forged tokens of case 3b (never the same twice), to the plain gate (401 after a signature check) and to a gate with `RATE_LIMIT_IP=1/1h` (429 before the token is looked at).\n');
+      const frows = [];
+      for (const t of ['mcp-gate', 'mcp-gate-flood']) {
+        const rs = get('c9f', t);
+        const refused = rs.reduce((x, r) => x + r.non2xx, 0);
+        const total = rs.reduce((x, r) => x + r.reqs, 0);
+        frows.push([t === 'mcp-gate' ? 'mcp-gate (401, signature checked)' : 'mcp-gate-flood (429 by address)',
+          fmt(median(rs.map((r) => r.rps)), 0), range(rs.map(cost), 1), total ? `${fmt((100 * refused) / total, 1)} %` : 'n/a']);
+      }
+      table(['target', 'refusals/s', 'CPU µs per refused request', 'refused (non-2xx)'], frows);
+      const ratio = fruns.map((run) => cost(at('c9f', 'mcp-gate-flood', run)) / cost(at('c9f', 'mcp-gate', run)));
+      console.log(`CPU per request refused by the address limit ÷ per forged signature refused: ${range(ratio)}.\n`);
+    }
+  }
+}
+
 // ---- case 10: what DPoP costs
 {
   const runs = [...new Set(results.filter((r) => r.c === 'c10').map((r) => r.run))];

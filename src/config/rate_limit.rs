@@ -9,6 +9,7 @@ use super::{invalid, ConfigError};
 pub(super) fn settings(v: &Vars) -> Result<Settings, ConfigError> {
     let ip = quota(v, Var::RATE_LIMIT_IP)?;
     let subject = quota(v, Var::RATE_LIMIT_SUBJECT)?;
+    let tool = quota(v, Var::RATE_LIMIT_TOOL)?;
     let redis = match v.get(Var::RATE_LIMIT_REDIS_URL) {
         None => None,
         Some(url) => Some(RedisSettings {
@@ -17,7 +18,12 @@ pub(super) fn settings(v: &Vars) -> Result<Settings, ConfigError> {
             on_failure: failure_mode(v)?,
         }),
     };
-    Ok(Settings { ip, subject, redis })
+    Ok(Settings {
+        ip,
+        subject,
+        tool,
+        redis,
+    })
 }
 
 fn quota(v: &Vars, var: Var) -> Result<Option<Quota>, ConfigError> {
@@ -69,7 +75,7 @@ mod tests {
     #[test]
     fn every_limit_is_off_by_default() {
         let s = parsed(&[]).unwrap();
-        assert!(s.ip.is_none() && s.subject.is_none() && s.redis.is_none());
+        assert!(s.ip.is_none() && s.subject.is_none() && s.tool.is_none() && s.redis.is_none());
     }
 
     #[test]
@@ -77,9 +83,11 @@ mod tests {
         let s = parsed(&[
             ("RATE_LIMIT_IP", "100/1m"),
             ("RATE_LIMIT_SUBJECT", "5/1s,burst=10"),
+            ("RATE_LIMIT_TOOL", "10/1m,burst=2"),
             ("RATE_LIMIT_REDIS_URL", "redis://:pw@127.0.0.1:6379/0"),
         ])
         .unwrap();
+        assert_eq!(s.tool, Some(Quota::parse("10/1m,burst=2").unwrap()));
         assert_eq!(s.ip, Some(Quota::parse("100/1m").unwrap()));
         assert_eq!(s.subject.map(|q| q.burst), Some(10));
         let redis = s.redis.unwrap();
@@ -94,6 +102,7 @@ mod tests {
             ("RATE_LIMIT_IP", "100"),
             ("RATE_LIMIT_IP", "0/1s"),
             ("RATE_LIMIT_SUBJECT", "5/1s,burst=x"),
+            ("RATE_LIMIT_TOOL", "10 per minute"),
             ("RATE_LIMIT_REDIS_URL", "http://redis:6379"),
         ] {
             let e = parsed(&[(var, value)]).unwrap_err().to_string();

@@ -282,6 +282,10 @@ pub const SETTINGS: &[Setting] = &[
         Some("local"),
         "With DPOP_REPLAY_STORE=redis, what a proof gets while Redis does not answer: local (the per-replica check alone) or closed (503)",
     ),
+    s(Var::RATE_LIMIT_TOOL,
+        None,
+        "tools/call requests per token subject and tool (each call of a batch counts): N/period[,burst=M], e.g. 10/1m [default: off]",
+    ),
 ];
 
 #[cfg(test)]

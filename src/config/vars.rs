@@ -101,6 +101,7 @@ vars!(
     DPOP_NONCE_KEYS,
     DPOP_REPLAY_STORE,
     DPOP_REPLAY_REDIS_FAILURE,
+    RATE_LIMIT_TOOL,
 );
 
 impl Var {

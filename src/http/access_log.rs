@@ -8,7 +8,7 @@
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
 //! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `scheme`, `token_path`, `introspection_ms`,
 //! `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so
-//! log pipelines can rely on the schema (`limit` is ours: which rate limit, `ip` or `subject`, refused
+//! log pipelines can rely on the schema (`limit` is ours: which rate limit, `ip`, `subject` or `tool`, refused
 //! a `rate_limited` request; `scheme` is `bearer` or `dpop`; `token_path` says which path decided an accepted token: `jwt`,
 //! `introspection` or `cache`). The token itself is never a field.
 
@@ -41,7 +41,7 @@ pub struct AccessRecord {
     pub iss: Option<Arc<str>>,
     /// Why the request was refused, when it was.
     pub reason: Option<&'static str>,
-    /// The rate limit that refused the request (`ip`, `subject`), when one did.
+    /// The rate limit that refused the request (`ip`, `subject`, `tool`), when one did.
     pub limit: Option<&'static str>,
     /// How the token was presented: `bearer` or `dpop` (RFC 9449), when it was.
     pub scheme: Option<&'static str>,

@@ -70,7 +70,7 @@ pub enum GateError {
     /// A request target over hyper's own URI limit (64 KiB); answered by hyper itself.
     #[error("the request target is too long")]
     UriTooLong,
-    /// Over `RATE_LIMIT_IP` or `RATE_LIMIT_SUBJECT` (RFC 6585 §4); `limits::refusal` adds
+    /// Over `RATE_LIMIT_IP`, `RATE_LIMIT_SUBJECT` or `RATE_LIMIT_TOOL` (RFC 6585 §4); `limits::refusal` adds
     /// `Retry-After` and the `RateLimit` fields, the access log's `limit` says which.
     #[error("too many requests; retry after the time in Retry-After")]
     RateLimited,

@@ -1,14 +1,18 @@
-//! Rate limits per client address and per subject (`RATE_LIMIT_IP`, `RATE_LIMIT_SUBJECT`).
+//! Rate limits per client address, per subject and per subject and tool (`RATE_LIMIT_IP`,
+//! `RATE_LIMIT_SUBJECT`, `RATE_LIMIT_TOOL`).
 //!
 //! - [`gcra`] — the algorithm, pure: a [`Quota`] and a stored instant decide a request.
 //! - [`local`] — the in-process store (a bounded concurrent map), the default.
 //! - [`redis`] — the shared store (`RATE_LIMIT_REDIS_URL`), one Lua round trip per decision, with
 //!   `RATE_LIMIT_REDIS_FAILURE` saying what happens when it does not answer in time.
-//! - [`refusal`] — the 429: `Retry-After` and the `RateLimit` / `RateLimit-Policy` fields.
+//! - [`refusal`] — the 429: `Retry-After` and the `RateLimit` / `RateLimit-Policy` fields, and the
+//!   JSON-RPC error body when the request's calls are known.
+//! - [`tool`] — which calls of a body the tool level counts, and the key of a subject's tool.
 //!
 //! The address limit runs *before* the token check, so a flood of garbage tokens costs a map lookup
 //! and never reaches signature checks or the key fetcher; the subject limit runs after it, keyed by
-//! the accepting issuer and `sub` (or `client_id` when there is no `sub`).
+//! the accepting issuer and `sub` (or `client_id` when there is no `sub`); the tool level runs last,
+//! once the MCP policy has read the body and allowed it, keyed by that subject and the tool name.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ pub mod gcra;
 pub mod local;
 pub mod redis;
 pub mod refusal;
+pub mod tool;
 
 pub use gcra::{Quota, Verdict};
 
@@ -36,6 +41,8 @@ pub enum Level {
     Ip,
     /// `RATE_LIMIT_SUBJECT`: per issuer and subject.
     Subject,
+    /// `RATE_LIMIT_TOOL`: per issuer, subject and tool, for `tools/call`.
+    Tool,
 }
 
 impl Level {
@@ -44,6 +51,7 @@ impl Level {
         match self {
             Level::Ip => "ip",
             Level::Subject => "subject",
+            Level::Tool => "tool",
         }
     }
 }
@@ -82,6 +90,7 @@ impl std::fmt::Debug for RedisSettings {
 pub struct Settings {
     pub ip: Option<Quota>,
     pub subject: Option<Quota>,
+    pub tool: Option<Quota>,
     pub redis: Option<RedisSettings>,
 }
 
@@ -106,12 +115,19 @@ impl Refused {
     }
 }
 
+/// Who a token names, as the subject and tool levels count it: a hash of issuer, kind and
+/// identifier (see [`subject_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject([u8; 32]);
+
 /// The limits of one gate.
 pub struct RateLimiter {
     ip: Option<Quota>,
     subject: Option<Quota>,
+    tool: Option<Quota>,
     by_address: LocalStore<IpAddr>,
     by_subject: LocalStore<[u8; 32]>,
+    by_tool: LocalStore<[u8; 32]>,
     redis: Option<(RedisStore, FailureMode)>,
     /// The local store's clock: nanoseconds since this instant (monotonic).
     origin: Instant,
@@ -135,11 +151,12 @@ impl RateLimiter {
                 }
             }
         });
-        if settings.ip.is_some() || settings.subject.is_some() {
+        if settings.ip.is_some() || settings.subject.is_some() || settings.tool.is_some() {
             let shown = |q: Option<Quota>| q.map_or_else(|| "off".to_string(), |q| q.to_string());
             tracing::info!(
                 ip = %shown(settings.ip),
                 subject = %shown(settings.subject),
+                tool = %shown(settings.tool),
                 store = if redis.is_some() { "redis" } else { "local" },
                 "rate limits"
             );
@@ -147,8 +164,10 @@ impl RateLimiter {
         RateLimiter {
             ip: settings.ip,
             subject: settings.subject,
+            tool: settings.tool,
             by_address: LocalStore::new(LOCAL_CAPACITY),
             by_subject: LocalStore::new(LOCAL_CAPACITY),
+            by_tool: LocalStore::new(LOCAL_CAPACITY),
             redis,
             origin: Instant::now(),
             metrics,
@@ -179,17 +198,42 @@ impl RateLimiter {
         let Some(key) = subject_key(verified) else {
             return Ok(());
         };
-        let hex = || {
-            let mut s = String::from("mcp-gate:rl:subject:");
-            for b in key {
-                s.push_str(&format!("{b:02x}"));
-            }
-            s
-        };
-        self.decide(Level::Subject, quota, hex, |now| {
+        let redis_key = || hex_key("mcp-gate:rl:subject:", &key);
+        self.decide(Level::Subject, quota, redis_key, |now| {
             self.by_subject.check(&quota, &key, now)
         })
         .await
+    }
+
+    /// Who the tool level counts against: `None` when `RATE_LIMIT_TOOL` is off (no hash is
+    /// computed) or the token names nobody (not limited at this level, as at the subject level).
+    pub fn tool_subject(&self, verified: &Verified) -> Option<Subject> {
+        self.tool?;
+        subject_key(verified).map(Subject)
+    }
+
+    /// The per-tool limit for the `tools/call` names of one body (see [`tool::counted`]), each
+    /// spending one unit of its (subject, tool) budget in order. The first name over its limit
+    /// refuses the whole request and is returned with the refusal; the units spent before it stay
+    /// spent, as a request refused at a later level has spent its address and subject units.
+    pub async fn check_tools<'a>(
+        &self,
+        subject: Option<Subject>,
+        tools: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), (Refused, &'a str)> {
+        let (Some(quota), Some(subject)) = (self.tool, subject) else {
+            return Ok(());
+        };
+        for name in tools {
+            let key = tool::key(&subject.0, name);
+            let redis_key = || hex_key("mcp-gate:rl:tool:", &key);
+            self.decide(Level::Tool, quota, redis_key, |now| {
+                self.by_tool.check(&quota, &key, now)
+            })
+            .await
+            .map_err(|refused| (refused, name))?;
+        }
+        Ok(())
     }
 
     async fn decide(
@@ -246,6 +290,16 @@ fn address_key(ip: IpAddr) -> IpAddr {
         }
         v4 => v4,
     }
+}
+
+/// `prefix` and the key in hex: the Redis key of a hashed subject or (subject, tool).
+fn hex_key(prefix: &str, key: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(prefix.len() + 64);
+    s.push_str(prefix);
+    for b in key {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 /// SHA-256 of issuer, kind and identifier: a fixed-size key whatever the token carried, so neither
@@ -323,6 +377,7 @@ mod tests {
         let settings = Settings {
             ip: Some(Quota::parse("2/1m").unwrap()),
             subject: Some(Quota::parse("1/1m").unwrap()),
+            tool: Some(Quota::parse("1/1m").unwrap()),
             redis: None,
         };
         let limiter = RateLimiter::new(&settings, Arc::new(Metrics::new()));
@@ -339,5 +394,47 @@ mod tests {
             limiter.check_subject(&alice).await.map_err(Refused::level),
             Err(Level::Subject)
         );
+        let who = limiter.tool_subject(&alice);
+        assert!(limiter.check_tools(who, ["search"]).await.is_ok());
+        assert_eq!(
+            limiter
+                .check_tools(who, ["search"])
+                .await
+                .map_err(|(r, name)| (r.level(), name)),
+            Err((Level::Tool, "search"))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_tool_level_counts_per_subject_and_tool_and_a_batch_stops_at_its_first_refusal() {
+        let settings = Settings {
+            tool: Some(Quota::parse("2/1m").unwrap()),
+            ..Settings::default()
+        };
+        let limiter = RateLimiter::new(&settings, Arc::new(Metrics::new()));
+        let alice = limiter.tool_subject(&verified(Some("alice"), None, "https://a"));
+        let bob = limiter.tool_subject(&verified(Some("bob"), None, "https://a"));
+        assert!(alice.is_some());
+        assert!(limiter.check_tools(alice, ["a", "b"]).await.is_ok());
+        // Alice's `a` has one unit left: the batch is refused at its second `a`, and `b`, after it,
+        // is not counted.
+        let refused = limiter.check_tools(alice, ["a", "a", "b"]).await;
+        assert_eq!(refused.map_err(|(_, name)| name), Err("a"));
+        assert!(limiter.check_tools(alice, ["b"]).await.is_ok());
+        assert!(limiter.check_tools(alice, ["b"]).await.is_err());
+        // Bob's budgets are his own; a token naming nobody is not limited at this level.
+        assert!(limiter.check_tools(bob, ["a", "a"]).await.is_ok());
+        let nobody = limiter.tool_subject(&verified(None, None, "https://a"));
+        assert_eq!(nobody, None);
+        for _ in 0..5 {
+            assert!(limiter.check_tools(nobody, ["a"]).await.is_ok());
+        }
+    }
+
+    #[test]
+    fn without_a_tool_limit_no_subject_is_computed() {
+        let limiter = RateLimiter::new(&Settings::default(), Arc::new(Metrics::new()));
+        let alice = verified(Some("alice"), None, "https://a");
+        assert_eq!(limiter.tool_subject(&alice), None);
     }
 }

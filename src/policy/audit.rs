@@ -31,6 +31,8 @@ pub enum Outcome {
     BadBody,
     /// 400 -32020.
     HeaderMismatch,
+    /// 429: the rules allowed it and `RATE_LIMIT_TOOL` did not.
+    RateLimited,
 }
 
 impl Outcome {
@@ -60,6 +62,7 @@ impl Outcome {
             Outcome::ClaimFailed => "claim_failed",
             Outcome::BadBody => "bad_body",
             Outcome::HeaderMismatch => "header_mismatch",
+            Outcome::RateLimited => "rate_limited",
         }
     }
 }

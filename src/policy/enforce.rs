@@ -3,8 +3,10 @@
 //! with the rules, and either forward exactly the bytes received or answer the client
 //! ([`super::respond`]). This is the only part of the policy module that does I/O.
 //!
-//! Only built when a policy is configured ([`crate::config::McpPolicy::is_active`]): a gate
-//! without one never reaches this code, and its requests stream as they always did. Every `POST`
+//! Only built when a policy is configured ([`crate::config::McpPolicy::is_active`]) or
+//! `RATE_LIMIT_TOOL` is set (which needs each call's tool name: then every POST body is read and
+//! parsed here, once, for both): a gate with neither never reaches this code, and its requests
+//! stream as they always did. Every `POST`
 //! is inspected, whatever its path: the gate cannot know which paths the upstream serves MCP on,
 //! and a rule that a different path could bypass would be no rule. `GET` and `DELETE` carry no
 //! JSON-RPC and pass untouched.
@@ -40,6 +42,9 @@ pub struct Enforcer {
     resource_metadata: String,
     /// `UPSTREAM_TIMEOUT`, also the bound on reading a JSON `tools/list` result to filter it.
     upstream_timeout: Duration,
+    /// `RATE_LIMIT_TOOL` is set: every POST body is read, and one the gate cannot parse is refused
+    /// (the upstream might find a `tools/call` in it that was never counted).
+    counts_tools: bool,
 }
 
 /// What to do with a request after the rules looked at it.
@@ -70,6 +75,8 @@ pub struct Inspected {
     filter: Option<ToolsListFilter>,
     /// The metric's bounded `name` label, taken from the rules that decided.
     name_label: String,
+    /// What the body asks for (for the tool rate limit and its JSON-RPC 429).
+    body: Body,
 }
 
 impl Inspected {
@@ -105,14 +112,26 @@ impl Inspected {
         );
     }
 
-    fn new(rules: &Rules, record: AuditRecord) -> Inspected {
+    fn new(rules: &Rules, record: AuditRecord, body: Body) -> Inspected {
         let method = record.method.as_deref().unwrap_or("");
         let name_label = audit::name_label(rules, method, record.name.as_deref()).to_string();
         Inspected {
             record,
             filter: None,
             name_label,
+            body,
         }
+    }
+
+    /// What the body asks for.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Records that a rate limit refused the request the rules allowed (its audit decision).
+    pub fn rate_limited(&mut self) {
+        self.record.decision = Outcome::RateLimited;
+        self.filter = None;
     }
 
     /// The upstream's response, its `tools/list` result filtered when this call asks for it.
@@ -131,6 +150,7 @@ impl Enforcer {
         max_body: u64,
         resource_metadata: &str,
         upstream_timeout: Duration,
+        counts_tools: bool,
     ) -> Enforcer {
         Enforcer {
             rules: ArcSwap::from_pointee(rules),
@@ -138,6 +158,7 @@ impl Enforcer {
             max_body,
             resource_metadata: resource_metadata.to_string(),
             upstream_timeout,
+            counts_tools,
         }
     }
 
@@ -159,7 +180,7 @@ impl Enforcer {
     ) -> Verdict {
         let rules = self.rules.load_full();
         if request.method() != Method::POST
-            || !(rules.inspects_requests() || self.filter_tools_list)
+            || !(rules.inspects_requests() || self.filter_tools_list || self.counts_tools)
         {
             return Verdict::Forward(request.map(RequestBody::Streamed), None);
         }
@@ -195,20 +216,26 @@ impl Enforcer {
             return Verdict::Refuse(Refused {
                 response: respond::header_mismatch(&mismatch),
                 reason: "header_mismatch",
-                audit: Inspected::new(&rules, record),
+                audit: Inspected::new(&rules, record, inspected),
             });
         }
         let Ok(caller) = Caller::new(claims) else {
             return Verdict::MalformedScopes;
         };
-        let decision = decide::decide(&rules, &caller, &inspected);
+        let decision = match (decide::decide(&rules, &caller, &inspected), &inspected) {
+            (Decision::Allow { .. }, Body::Unparsable(why)) if self.counts_tools => {
+                Decision::BadBody(*why)
+            }
+            (decision, _) => decision,
+        };
         let outcome = Outcome::of(&decision);
         let (response, reason, call, rule) = match &decision {
             Decision::Allow { rule } => {
                 let record =
                     AuditRecord::for_call(inspected.calls().next(), messages, outcome, Some(*rule));
-                let mut audit = Inspected::new(&rules, record);
-                if self.filter_tools_list && is_single_tools_list(&inspected) {
+                let single_tools_list = is_single_tools_list(&inspected);
+                let mut audit = Inspected::new(&rules, record, inspected);
+                if self.filter_tools_list && single_tools_list {
                     audit.filter = Some(ToolsListFilter::new(
                         rules.clone(),
                         claims.clone(),
@@ -235,7 +262,11 @@ impl Enforcer {
         Verdict::Refuse(Refused {
             response,
             reason,
-            audit: Inspected::new(&rules, AuditRecord::for_call(call, messages, outcome, rule)),
+            audit: Inspected::new(
+                &rules,
+                AuditRecord::for_call(call, messages, outcome, rule),
+                inspected,
+            ),
         })
     }
 }

@@ -10,6 +10,7 @@
 //!                         └─ accepted ─┬─ over RATE_LIMIT_SUBJECT ─► 429
 //!                                      ├─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
 //!                                      ├─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
+//!                                      ├─ [a tools/call over RATE_LIMIT_TOOL] ─► 429 (JSON-RPC)
 //!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
@@ -38,9 +39,9 @@ use crate::http::forwarded::TrustedProxies;
 use crate::http::framing::ambiguous_framing;
 use crate::http::metadata::Metadata;
 use crate::http::target::{self, Target};
-use crate::limits::{RateLimiter, Refused};
+use crate::limits::{self, RateLimiter, Refused, Subject};
 use crate::metrics::{Metrics, Outcome};
-use crate::policy::enforce::{Enforcer, Verdict};
+use crate::policy::enforce::{Enforcer, Inspected, Verdict};
 use crate::policy::reload::Reloader;
 use crate::proxy::{Proxy, ProxySettings};
 
@@ -58,7 +59,8 @@ pub struct Gate {
     tls: bool,
     /// Whose `X-Forwarded-For` names the client in the access log and the address rate limit.
     trusted_proxies: TrustedProxies,
-    /// The MCP authorization rules; `None` (no body is ever read) when none are configured.
+    /// The MCP authorization rules; `None` (no body is ever read) when none are configured and
+    /// `RATE_LIMIT_TOOL` is off (the tool level needs the body's tool names: the enforcer reads it).
     policy: Option<Arc<Enforcer>>,
     /// `RATE_LIMIT_*`.
     limits: RateLimiter,
@@ -101,6 +103,8 @@ impl Gate {
             })
             .collect();
         let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
+        // The tool level needs each call's tool name: the enforcer reads bodies for it too.
+        let reads_bodies = config.mcp_policy.is_active() || config.rate_limit.tool.is_some();
         let mut auth = Authenticator::new(
             issuers,
             config.max_token_size,
@@ -135,13 +139,14 @@ impl Gate {
             ),
             health_path: config.health_path.clone(),
             ready_path: config.ready_path.clone(),
-            policy: config.mcp_policy.is_active().then(|| {
+            policy: reads_bodies.then(|| {
                 Arc::new(Enforcer::new(
                     config.mcp_policy.rules.clone(),
                     config.mcp_policy.filter_tools_list,
                     config.max_request_body,
                     metadata.url(),
                     config.upstream_timeout,
+                    config.rate_limit.tool.is_some(),
                 ))
             }),
             metadata,
@@ -272,6 +277,7 @@ impl Gate {
             }
             Ok(identity) => {
                 let limited = self.limits.check_subject(&identity).await;
+                let tool_subject = self.limits.tool_subject(&identity);
                 record.sub = identity.sub;
                 record.client_id = identity.client_id;
                 record.iss = identity.issuer;
@@ -294,7 +300,7 @@ impl Gate {
                     Ok(Target::Forward) => {}
                 }
                 record.outcome = Outcome::Allowed;
-                self.authorized(request, &identity.claims, client, record)
+                self.authorized(request, &identity.claims, tool_subject, client, record)
                     .await
             }
         };
@@ -312,16 +318,18 @@ impl Gate {
 }
 
 impl Gate {
-    /// An authenticated request: the MCP authorization rules when there are any, then the proxy.
+    /// An authenticated request: the MCP authorization rules when there are any, the tool rate
+    /// limit, then the proxy.
     async fn authorized(
         &self,
         request: Request<Incoming>,
         claims: &Arc<serde_json::Map<String, serde_json::Value>>,
+        tool_subject: Option<Subject>,
         client: SocketAddr,
         record: &mut AccessRecord,
     ) -> Response<ResponseBody> {
         let version = request.version();
-        let (request, audit) = match &self.policy {
+        let (request, mut audit) = match &self.policy {
             None => (request.map(RequestBody::Streamed), None),
             Some(policy) => match policy.enforce(request, claims).await {
                 Verdict::Forward(request, audit) => (request, audit),
@@ -340,6 +348,14 @@ impl Gate {
                 }
             },
         };
+        if let Some(inspected) = audit.as_mut() {
+            let tools = limits::tool::counted(inspected.body());
+            if let Err((refused, tool)) = self.limits.check_tools(tool_subject, tools).await {
+                let response = refused.respond_to_calls(inspected.body(), tool);
+                inspected.rate_limited();
+                return tool_limited(refused, response, audit, record, &self.metrics);
+            }
+        }
         let started = Instant::now();
         let response = self.proxy.forward(request, client, self.tls, claims).await;
         self.metrics.upstream(started.elapsed());
@@ -384,6 +400,24 @@ fn rate_limited(
     refused.decorate(&mut response);
     if let Some(origin) = origin {
         Cors::decorate(&mut response, origin);
+    }
+    response
+}
+
+/// The 429 (or 503) for a `tools/call` over `RATE_LIMIT_TOOL`, whose answer was built from the
+/// request's body (a JSON-RPC error with its id); logged and audited, never forwarded.
+fn tool_limited(
+    refused: Refused,
+    response: Response<ResponseBody>,
+    audit: Option<Inspected>,
+    record: &mut AccessRecord,
+    metrics: &Metrics,
+) -> Response<ResponseBody> {
+    record.limit = Some(refused.level().as_str());
+    record.outcome = Outcome::Refused;
+    record.reason = Some(refused.error().reason());
+    if let Some(audit) = audit {
+        audit.finish(record, response.status().as_u16(), metrics);
     }
     response
 }

@@ -5,7 +5,6 @@
 use serde_json::json;
 
 use crate::dpop::{challenges, Client};
-use crate::rate_limit::RedisServer;
 use crate::support::*;
 
 /// One resource URI for both gates, so a proof's `htu` and the token's `aud` are good at either.

@@ -22,5 +22,6 @@ mod metrics;
 mod policy;
 mod properties;
 mod rate_limit;
+mod rate_limit_tool;
 mod tls;
 mod upstream_request;

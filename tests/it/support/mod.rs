@@ -31,10 +31,12 @@ mod client;
 mod faulty;
 mod gate;
 mod idp;
+mod redis_server;
 mod upstream;
 
 pub use client::*;
 pub use faulty::*;
 pub use gate::*;
 pub use idp::*;
+pub use redis_server::*;
 pub use upstream::*;
