@@ -18,6 +18,8 @@ pub mod dpop;
 pub(crate) mod dpop_htu;
 pub mod dpop_nonce;
 pub(crate) mod dpop_replay;
+pub mod exchange;
+pub(crate) mod exchange_answer;
 pub(crate) mod fetch;
 pub mod introspection;
 pub(crate) mod key_cache;

@@ -10,6 +10,7 @@
 //!                         └─ accepted ─┬─ over RATE_LIMIT_SUBJECT ─► 429
 //!                                      ├─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
 //!                                      ├─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
+//!                                      ├─ [TOKEN_EXCHANGE: the upstream's own token] ─► 502 when none
 //!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
@@ -25,6 +26,7 @@ use hyper::body::Incoming;
 
 use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
+use crate::auth::exchange::Exchanger;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
 use crate::auth::sender::SenderConstraint;
 use crate::auth::{unix_now, Authenticator, Issuer, Refusal};
@@ -61,6 +63,8 @@ pub struct Gate {
     policy: Option<Arc<Enforcer>>,
     /// `RATE_LIMIT_*`.
     limits: RateLimiter,
+    /// `TOKEN_EXCHANGE`: obtains the upstream's own token (RFC 8693); `None` sends it none.
+    exchange: Option<Exchanger>,
 }
 
 impl Gate {
@@ -117,7 +121,17 @@ impl Gate {
         }
         let auth =
             auth.with_sender_constraint(SenderConstraint::new(&config.dpop, &config.resource));
+        let exchange = config.exchange.as_ref().map(|settings| {
+            Exchanger::new(
+                settings.clone(),
+                config.issuers[0].server.clone(),
+                config.allow_insecure_http,
+                config.jwks_fetch_timeout,
+                metrics.clone(),
+            )
+        });
         Gate {
+            exchange,
             limits,
             challenges,
             auth,
@@ -321,7 +335,7 @@ impl Gate {
         record: &mut AccessRecord,
     ) -> Response<ResponseBody> {
         let version = request.version();
-        let (request, audit) = match &self.policy {
+        let (mut request, audit) = match &self.policy {
             None => (request.map(RequestBody::Streamed), None),
             Some(policy) => match policy.enforce(request, claims).await {
                 Verdict::Forward(request, audit) => (request, audit),
@@ -340,9 +354,22 @@ impl Gate {
                 }
             },
         };
-        let started = Instant::now();
-        let response = self.proxy.forward(request, client, self.tls, claims).await;
-        self.metrics.upstream(started.elapsed());
+        // After the rules: a refused request costs no exchange.
+        let exchanged = match &self.exchange {
+            Some(exchanger) => exchanger.authorize(&mut request, claims).await.map(|took| {
+                record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            }),
+            None => Ok(()),
+        };
+        let response = match exchanged {
+            Ok(()) => {
+                let started = Instant::now();
+                let response = self.proxy.forward(request, client, self.tls, claims).await;
+                self.metrics.upstream(started.elapsed());
+                response
+            }
+            Err(e) => Err(e),
+        };
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {
             response = audit.filter(response).await;
