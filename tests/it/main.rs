@@ -11,6 +11,7 @@ mod check;
 mod connection_limits;
 mod dpop;
 mod dpop_nonce;
+mod exchange;
 mod gate;
 mod http_abuse;
 mod identity;
