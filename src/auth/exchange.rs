@@ -76,8 +76,10 @@ pub struct UpstreamAuthorization(pub HeaderValue);
 
 /// One exchange's outcome for one request.
 pub struct Exchanged {
-    pub authorization: UpstreamAuthorization,
-    /// How long the call took, when this request made one (0 in the access log otherwise).
+    /// The upstream's token, or why there is none.
+    pub authorization: Result<UpstreamAuthorization, GateError>,
+    /// How long the call took, when this request made one (also when it failed; 0 in the access
+    /// log otherwise).
     pub took: Option<Duration>,
 }
 
@@ -128,34 +130,34 @@ impl Exchanger {
     }
 
     /// Obtains the upstream's token for `request`, whose bearer token was accepted with `claims`,
-    /// and attaches it as an [`UpstreamAuthorization`] extension for the proxy. Returns how long
-    /// the exchange call took, when this request made one.
+    /// and attaches it as an [`UpstreamAuthorization`] extension for the proxy. Says how long the
+    /// exchange call took, when this request made one, whatever its outcome.
     pub async fn authorize<B>(
         &self,
         request: &mut http::Request<B>,
         claims: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<Duration>, GateError> {
+    ) -> (Option<Duration>, Result<(), GateError>) {
         // The token was accepted from these very headers, so this cannot fail; if it did, the
         // request would go nowhere rather than with something else.
-        let token = super::bearer::credentials(request.headers(), request.uri().query())
-            .map_err(|_| GateError::TokenExchangeFailed)?
-            .token;
+        let Ok(credentials) = super::bearer::credentials(request.headers(), request.uri().query())
+        else {
+            return (None, Err(GateError::TokenExchangeFailed));
+        };
         let caller_exp = claims
             .get("exp")
             .and_then(serde_json::Value::as_f64)
             .map(|exp| exp as u64);
-        let exchanged = self.exchange(token, caller_exp, super::unix_now()).await?;
-        request.extensions_mut().insert(exchanged.authorization);
-        Ok(exchanged.took)
+        let exchanged = self
+            .exchange(credentials.token, caller_exp, super::unix_now())
+            .await;
+        let outcome = exchanged.authorization.map(|value| {
+            request.extensions_mut().insert(value);
+        });
+        (exchanged.took, outcome)
     }
 
     /// The exchanged token for `subject`, through the cache.
-    pub async fn exchange(
-        &self,
-        subject: &str,
-        caller_exp: Option<u64>,
-        now: u64,
-    ) -> Result<Exchanged, GateError> {
+    pub async fn exchange(&self, subject: &str, caller_exp: Option<u64>, now: u64) -> Exchanged {
         let digest = TokenCache::digest(subject);
         let (entry, took) = loop {
             match self.cache.get_value_or_guard_async(&digest).await {
@@ -184,19 +186,20 @@ impl Exchanger {
                 }
             }
         };
-        match entry.authorization {
+        let authorization = match entry.authorization {
             Some(value) => {
                 self.metrics
                     .token_exchange(if took.is_some() { "miss" } else { "hit" });
-                Ok(Exchanged {
-                    authorization: UpstreamAuthorization(value),
-                    took,
-                })
+                Ok(UpstreamAuthorization(value))
             }
             None => {
                 self.metrics.token_exchange("failure");
                 Err(GateError::TokenExchangeFailed)
             }
+        };
+        Exchanged {
+            authorization,
+            took,
         }
     }
 

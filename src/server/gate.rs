@@ -356,9 +356,11 @@ impl Gate {
         };
         // After the rules: a refused request costs no exchange.
         let exchanged = match &self.exchange {
-            Some(exchanger) => exchanger.authorize(&mut request, claims).await.map(|took| {
+            Some(exchanger) => {
+                let (took, outcome) = exchanger.authorize(&mut request, claims).await;
                 record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-            }),
+                outcome
+            }
             None => Ok(()),
         };
         let response = match exchanged {
