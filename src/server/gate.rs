@@ -355,23 +355,20 @@ impl Gate {
             },
         };
         // After the rules: a refused request costs no exchange.
-        let exchanged = match &self.exchange {
-            Some(exchanger) => {
-                let (took, outcome) = exchanger.authorize(&mut request, claims).await;
-                record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-                outcome
+        if let Some(exchanger) = &self.exchange {
+            let (took, outcome) = exchanger.authorize(&mut request, claims).await;
+            record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            if let Err(e) = outcome {
+                let response = record.fail(e, version);
+                if let Some(audit) = audit {
+                    audit.finish(record, response.status().as_u16(), &self.metrics);
+                }
+                return response;
             }
-            None => Ok(()),
-        };
-        let response = match exchanged {
-            Ok(()) => {
-                let started = Instant::now();
-                let response = self.proxy.forward(request, client, self.tls, claims).await;
-                self.metrics.upstream(started.elapsed());
-                response
-            }
-            Err(e) => Err(e),
-        };
+        }
+        let started = Instant::now();
+        let response = self.proxy.forward(request, client, self.tls, claims).await;
+        self.metrics.upstream(started.elapsed());
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {
             response = audit.filter(response).await;

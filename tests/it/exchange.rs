@@ -237,3 +237,29 @@ async fn exchange_outcomes_are_counted_and_timed_in_the_metrics() {
     }
     assert!(!text.contains(&token));
 }
+
+#[tokio::test]
+async fn a_request_the_mcp_rules_refuse_costs_no_exchange_and_an_allowed_one_is_exchanged() {
+    let e = TokenEndpoint::start(ExchangeMode::Issue { expires_in: 300 }).await;
+    let s = exchanging(&e, &[("TOOL_SCOPES", "delete_*=mcp:admin")]).await;
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        )
+    };
+    let auth = bearer(&s.token());
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let refused = post(&s.gate.resource(), &headers, &call("delete_note")).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(e.calls(), 0, "the rules decide before any exchange");
+    let allowed = post(&s.gate.resource(), &headers, &call("echo")).await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(e.calls(), 1);
+    assert_eq!(
+        s.upstream.seen()[0].headers["authorization"],
+        "Bearer exchanged-1"
+    );
+}
