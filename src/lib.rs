@@ -15,7 +15,8 @@
 //!   [`auth::keys`] parses the JWKS, [`auth::key_cache`] keeps it fresh, [`auth::token_cache`]
 //!   remembers verdicts, [`auth::challenge`] turns an [`auth::Refusal`] into its response;
 //!   [`auth::sender`] holds DPoP-bound tokens to their key (RFC 9449): [`auth::binding`] reads
-//!   `cnf`, [`auth::dpop`] checks the proof (pure), [`auth::dpop_replay`] and [`auth::dpop_nonce`].
+//!   `cnf`, [`auth::dpop`] checks the proof (pure), [`auth::dpop_replay`] and [`auth::dpop_nonce`];
+//!   [`auth::exchange`] obtains the upstream's own token by RFC 8693 token exchange.
 //! - [`policy`] — MCP-aware authorization (pure): the JSON-RPC body and its `Mcp-*` headers, ordered
 //!   rules from `POLICY_FILE` / `TOOL_SCOPES`, allow / step-up / deny, `tools/list` filtering, audit.
 //! - [`limits`] — rate limits per client address, per subject and per subject and tool (GCRA;

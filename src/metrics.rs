@@ -112,6 +112,8 @@ pub struct Metrics {
     dpop_replay_store_failures: Counter,
     introspection_duration: Histogram,
     decisions: Family<PathLabels, Counter>,
+    token_exchange_duration: Histogram,
+    token_exchanges: Family<ResultLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -240,7 +242,21 @@ impl Metrics {
             "Token decisions by the path that made them: jwt, introspection or cache",
             decisions.clone(),
         );
+        let token_exchange_duration = latency_histogram();
+        registry.register(
+            "token_exchange_duration_seconds",
+            "Time each token exchange call took (RFC 8693)",
+            token_exchange_duration.clone(),
+        );
+        let token_exchanges = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_exchanges",
+            "Upstream tokens by result: hit (cached), miss (exchanged now) or failure",
+            token_exchanges.clone(),
+        );
         Metrics {
+            token_exchange_duration,
+            token_exchanges,
             introspection_duration,
             decisions,
             registry,
@@ -383,6 +399,18 @@ impl Metrics {
     /// An introspection call, and how long it took.
     pub fn introspection(&self, elapsed: Duration) {
         self.introspection_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A token exchange call, and how long it took.
+    pub fn token_exchange_call(&self, elapsed: Duration) {
+        self.token_exchange_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// An upstream token obtained (`hit`, `miss`) or not (`failure`).
+    pub fn token_exchange(&self, result: &'static str) {
+        self.token_exchanges
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// A token was decided by `path`: `jwt`, `introspection` or `cache`.

@@ -8,7 +8,8 @@
 //! with 421); the forwarded headers say what the gate saw ([`crate::http::forwarded`]); every other
 //! header, `Mcp-*` included, passes unchanged, except identity headers: a client's copies are removed
 //! and the gate sets its own from the verified claims ([`crate::http::identity`]). The client's `Authorization` is removed
-//! unless `FORWARD_TOKEN=true`: MCP forbids token passthrough. Dropping the client's response (a
+//! unless `FORWARD_TOKEN=true`: MCP forbids token passthrough; with `TOKEN_EXCHANGE` the upstream
+//! gets the token exchanged for it instead ([`crate::auth::exchange`]). Dropping the client's response (a
 //! hang-up) drops the upstream request with it.
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value};
 
+use crate::auth::exchange::UpstreamAuthorization;
 use crate::http::body::{RequestBody, ResponseBody};
 use crate::http::error::GateError;
 use crate::http::forwarded::{self, TrustedProxies};
@@ -140,6 +142,10 @@ impl Proxy {
             headers.remove(header::AUTHORIZATION);
             // The DPoP proof travels with the token it proves (RFC 9449 §4.1): never one without the other.
             headers.remove(crate::auth::bearer::DPOP);
+        }
+        // TOKEN_EXCHANGE: the upstream's own token, set after the caller's was removed.
+        if let Some(exchanged) = parts.extensions.remove::<UpstreamAuthorization>() {
+            headers.insert(header::AUTHORIZATION, exchanged.0);
         }
         headers.remove(header::PROXY_AUTHORIZATION);
         headers.insert(header::HOST, self.host.clone());

@@ -235,6 +235,26 @@ console.log('## Case 6: start-up, idle memory, size\n');
   }
 }
 
+// ---- case 8: cached introspection and cached exchange
+{
+  const runs = [...new Set(results.filter((r) => r.c === 'c8').map((r) => r.run))];
+  if (runs.length) {
+    console.log('## Case 8: cached introspection and cached token exchange, beside case 1\n');
+    console.log('Case 1\'s request and token. mcp-gate checks the JWT (verified-token cache); mcp-gate-introspect decides it by introspection (TOKEN_VALIDATION=introspect), mcp-gate-exchange checks it and exchanges it for the upstream (TOKEN_EXCHANGE); both answers come from the gate\'s cache after the first request. CPU per request in µs (user + kernel) of the gate process, median of runs (min–max).\n');
+    const cost = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / r.reqs : NaN);
+    const rows = [];
+    for (const t of ['mcp-gate', 'mcp-gate-introspect', 'mcp-gate-exchange']) {
+      const rs = get('c8', t);
+      if (!rs.length) continue;
+      const added = runs.map((run) => cost(at('c8', t, run)) - cost(at('c8', 'mcp-gate', run)));
+      const ratio = runs.map((run) => at('c8', t, run)?.rps / at('c8', 'mcp-gate', run)?.rps);
+      rows.push([t, fmt(median(rs.map((r) => r.rps)), 0), range(rs.map(cost), 1),
+        t === 'mcp-gate' ? '–' : range(added, 1), t === 'mcp-gate' ? '–' : range(ratio)]);
+    }
+    table(['target', 'req/s', 'CPU µs per request', 'added CPU µs vs mcp-gate', 'req/s ÷ mcp-gate\'s'], rows);
+  }
+}
+
 // ---- case 9: what rate limiting costs
 {
   const runs = [...new Set(results.filter((r) => r.c === 'c9').map((r) => r.run))];

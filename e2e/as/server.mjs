@@ -19,12 +19,15 @@
 // registration at /reg; client_credentials; auth code + PKCE with devInteractions (any login
 // and password), which e2e/lib/headless-login.mjs drives with plain form posts; refresh tokens.
 // Pre-registered confidential clients: mcp-cc / mcp-cc-secret (client_secret_basic) and
-// mcp-cc-post / mcp-cc-secret (client_secret_post), both client_credentials.
+// mcp-cc-post / mcp-cc-secret (client_secret_post), both client_credentials; mcp-exchange /
+// mcp-cc-secret (client_secret_basic) may also use RFC 8693 token exchange (as/token-exchange.mjs):
+// a JWT access token of this server exchanged for one with the same `sub` for another resource.
 //
 // Prints one line `AS ready <issuer> kid=<kid>` on stdout once it listens.
 import { createServer } from 'node:http';
 import Provider, { errors } from 'oidc-provider';
 import { loadOrCreateJwks } from './keys.mjs';
+import { TOKEN_EXCHANGE, registerTokenExchange } from './token-exchange.mjs';
 
 const port = Number(process.env.AS_PORT ?? 9000);
 const alg = process.env.AS_ALG ?? 'RS256';
@@ -45,11 +48,26 @@ function isLocalResource(resource) {
   }
 }
 
-const confidentialClient = (id, method) => ({
+/** What a resource indicator's tokens look like: a JWT for `resource`, opaque under `/opaque/`. */
+async function resourceServerInfo(ctx, resource) {
+  if (!isLocalResource(resource)) throw new errors.InvalidTarget();
+  if (new URL(resource).pathname.startsWith('/opaque/')) {
+    return { scope: resourceScopes.join(' '), audience: resource, accessTokenTTL: ttl, accessTokenFormat: 'opaque' };
+  }
+  return {
+    scope: resourceScopes.join(' '),
+    audience: resource,
+    accessTokenTTL: ttl,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg } },
+  };
+}
+
+const confidentialClient = (id, method, grants = ['client_credentials']) => ({
   client_id: id,
   client_secret: 'mcp-cc-secret',
   token_endpoint_auth_method: method,
-  grant_types: ['client_credentials'],
+  grant_types: grants,
   redirect_uris: [],
   response_types: [],
 });
@@ -59,6 +77,7 @@ function configuration() {
     clients: [
       confidentialClient('mcp-cc', 'client_secret_basic'),
       confidentialClient('mcp-cc-post', 'client_secret_post'),
+      confidentialClient('mcp-exchange', 'client_secret_basic', ['client_credentials', TOKEN_EXCHANGE]),
     ],
     jwks,
     scopes: ['openid', 'offline_access', ...resourceScopes],
@@ -82,19 +101,7 @@ function configuration() {
         defaultResource: async (ctx, client, oneOf) => oneOf,
         // The token request of the code flow may omit `resource`: use the one granted.
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (ctx, resource) => {
-          if (!isLocalResource(resource)) throw new errors.InvalidTarget();
-          if (new URL(resource).pathname.startsWith('/opaque/')) {
-            return { scope: resourceScopes.join(' '), audience: resource, accessTokenTTL: ttl, accessTokenFormat: 'opaque' };
-          }
-          return {
-            scope: resourceScopes.join(' '),
-            audience: resource,
-            accessTokenTTL: ttl,
-            accessTokenFormat: 'jwt',
-            jwt: { sign: { alg } },
-          };
-        },
+        getResourceServerInfo: resourceServerInfo,
       },
     },
     // Refresh tokens for every client registered with the refresh_token grant (no offline_access needed).
@@ -112,6 +119,7 @@ await new Promise((resolve, reject) => {
 const issuer = process.env.AS_ISSUER ?? `http://127.0.0.1:${server.address().port}`;
 const provider = new Provider(issuer, configuration());
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
+registerTokenExchange(provider, { jwks, resourceServer: resourceServerInfo });
 // Runs before the provider's routes: an authorization request without scope gets the default one.
 provider.use(async (ctx, next) => {
   if (ctx.method === 'GET' && ctx.path === '/auth' && !ctx.query.scope && defaultScope) {

@@ -85,6 +85,17 @@ export class Stack {
     });
   }
 
+  /** e2e/upstream/recording.mjs: answers everything 200 and lists what reached it at /__seen. */
+  async recordingUpstream() {
+    return this._startReady('recording-upstream', {}, async (port) => {
+      const proc = this._start('recording-upstream', process.execPath, [join(E2E_DIR, 'upstream', 'recording.mjs'), String(port)]);
+      await proc.waitForOutput(/recording upstream listening on port/, 20000);
+      const url = `http://127.0.0.1:${port}`;
+      const seen = async () => (await fetch(`${url}/__seen`)).json();
+      return { url, mcpUrl: `${url}/mcp`, port, proc, seen };
+    });
+  }
+
   /**
    * A Python SDK server (e2e/py/server.py unless `script` names another, e.g. notes_server.py;
    * `args` follow the port): accepts only Host 127.0.0.1:<its port>.

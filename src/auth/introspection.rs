@@ -300,7 +300,14 @@ impl Introspector {
         }
         let found = self
             .endpoint
-            .get_or_try_init(|| discover(&self.fetcher, &self.server, self.allow_insecure))
+            .get_or_try_init(|| {
+                discover_endpoint(
+                    &self.fetcher,
+                    &self.server,
+                    self.allow_insecure,
+                    "introspection_endpoint",
+                )
+            })
             .await;
         match found {
             Ok(e) => Some(e.as_str()),
@@ -340,8 +347,15 @@ impl Introspector {
     }
 }
 
-/// `introspection_endpoint` from `server`'s metadata (RFC 8414 §2), whose `issuer` must be `server`.
-async fn discover(fetcher: &Fetcher, server: &str, allow_insecure: bool) -> Result<String, String> {
+/// The endpoint named by `member` (`introspection_endpoint`, `token_endpoint`) in `server`'s
+/// metadata (RFC 8414 §2), whose `issuer` must be `server`; https unless loopback or
+/// ALLOW_INSECURE_HTTP.
+pub(crate) async fn discover_endpoint(
+    fetcher: &Fetcher,
+    server: &str,
+    allow_insecure: bool,
+    member: &str,
+) -> Result<String, String> {
     let url = url::Url::parse(server).map_err(|e| e.to_string())?;
     let doc = match super::discovery::search(fetcher, &url).await {
         super::discovery::Search::Found { doc, .. } => doc,
@@ -354,22 +368,24 @@ async fn discover(fetcher: &Fetcher, server: &str, allow_insecure: bool) -> Resu
         return Err("the metadata's issuer is not the server".into());
     }
     let endpoint = doc
-        .get("introspection_endpoint")
+        .get(member)
         .and_then(Value::as_str)
-        .ok_or("the metadata has no introspection_endpoint")?;
-    let parsed = url::Url::parse(endpoint).map_err(|_| "introspection_endpoint is not a URL")?;
+        .ok_or_else(|| format!("the metadata has no {member}"))?;
+    let parsed = url::Url::parse(endpoint).map_err(|_| format!("{member} is not a URL"))?;
     let secure = parsed.scheme() == "https"
         || (parsed.scheme() == "http"
             && (allow_insecure || crate::config::is_loopback_host(&parsed)));
     if !secure {
-        return Err("introspection_endpoint is not https (ALLOW_INSECURE_HTTP allows http)".into());
+        return Err(format!(
+            "{member} is not https (ALLOW_INSECURE_HTTP allows http)"
+        ));
     }
     Ok(endpoint.to_string())
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value (also what RFC 6749 §2.3.1 applies to
 /// the client id and secret before HTTP Basic).
-fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {

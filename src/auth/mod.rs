@@ -19,6 +19,8 @@ pub(crate) mod dpop_htu;
 pub mod dpop_nonce;
 pub(crate) mod dpop_replay;
 pub(crate) mod dpop_replay_shared;
+pub mod exchange;
+pub(crate) mod exchange_answer;
 pub(crate) mod fetch;
 pub mod introspection;
 pub(crate) mod key_cache;

@@ -14,12 +14,14 @@
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
 //! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
 //! - [`dpop`] — sender-constrained tokens (RFC 9449).
+//! - [`exchange`] — `TOKEN_EXCHANGE_*`: a token for the upstream by RFC 8693 token exchange.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) mod dpop;
+pub(crate) mod exchange;
 pub(crate) mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod limits;
@@ -140,6 +142,8 @@ pub struct Config {
     pub introspection: Option<crate::auth::introspection::IntrospectionSettings>,
     /// Sender-constrained (DPoP) tokens: proof algorithms, window, replay cache, DPOP_REQUIRED.
     pub dpop: DpopSettings,
+    /// `TOKEN_EXCHANGE_*`; `None` when the upstream gets no token (or the caller's, FORWARD_TOKEN).
+    pub exchange: Option<crate::auth::exchange::ExchangeSettings>,
 }
 
 impl Config {
@@ -195,6 +199,7 @@ impl Config {
             resource,
             authorization_servers: issuers.iter().map(|t| t.server.clone()).collect(),
             introspection: introspection::introspection(&v, issuers.len(), allow_insecure_http)?,
+            exchange: exchange::exchange(&v, issuers.len(), allow_insecure_http)?,
             issuers,
             challenge_scopes,
             policy,

@@ -7,10 +7,11 @@
 //!
 //! Every line carries the same keys — `method`, `path`, `status`, `duration_ms`, `client_ip`,
 //! `user_agent`, `sub`, `client_id`, `iss`, `reason`, `limit`, `scheme`, `token_path`, `introspection_ms`,
-//! `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so
+//! `exchange_ms`, `complete` — with an empty string (or 0) for what is not known, as the Go mcp-gate's lines do, so
 //! log pipelines can rely on the schema (`limit` is ours: which rate limit, `ip`, `subject` or `tool`, refused
 //! a `rate_limited` request; `scheme` is `bearer` or `dpop`; `token_path` says which path decided an accepted token: `jwt`,
-//! `introspection` or `cache`). The token itself is never a field.
+//! `introspection` or `cache`; `exchange_ms` is the RFC 8693 token exchange's duration, 0 when the
+//! exchanged token came from the cache or none was needed). The token itself is never a field.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -51,6 +52,8 @@ pub struct AccessRecord {
     pub token_path: &'static str,
     /// Milliseconds the introspection call took for this request (0 when none was made).
     pub introspection_ms: f64,
+    /// Milliseconds the token exchange call took for this request (0 when none was made).
+    pub exchange_ms: f64,
 }
 
 impl AccessRecord {
@@ -76,6 +79,7 @@ impl AccessRecord {
             outcome: Outcome::Public,
             token_path: "",
             introspection_ms: 0.0,
+            exchange_ms: 0.0,
         }
     }
 
@@ -118,6 +122,7 @@ impl AccessRecord {
             limit = self.limit.unwrap_or(""),
             token_path = self.token_path,
             introspection_ms = (self.introspection_ms * 1000.0).round() / 1000.0,
+            exchange_ms = (self.exchange_ms * 1000.0).round() / 1000.0,
             scheme = self.scheme.unwrap_or(""),
             complete,
             "request"
@@ -144,6 +149,7 @@ pub fn log_refused_head(client_ip: IpAddr, error: GateError, metrics: &Metrics) 
         outcome: Outcome::Refused,
         token_path: "",
         introspection_ms: 0.0,
+        exchange_ms: 0.0,
     };
     // When the head began to arrive is not known here; the line says about 0 ms.
     metrics.request(record.status, record.outcome, record.elapsed());

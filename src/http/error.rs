@@ -77,6 +77,10 @@ pub enum GateError {
     /// The shared rate-limit store did not answer and `RATE_LIMIT_REDIS_FAILURE=closed`.
     #[error("the rate-limit store is unavailable")]
     RateLimitUnavailable,
+    /// `TOKEN_EXCHANGE`: the authorization server gave no usable token for the upstream (refused,
+    /// unreachable, slow or garbled, RFC 8693 §2.2); the request is not forwarded at all.
+    #[error("the token for the upstream MCP server could not be obtained")]
+    TokenExchangeFailed,
 }
 
 impl GateError {
@@ -102,6 +106,7 @@ impl GateError {
             GateError::UriTooLong => StatusCode::URI_TOO_LONG,
             GateError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             GateError::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GateError::TokenExchangeFailed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -146,6 +151,7 @@ impl GateError {
             GateError::UriTooLong => "uri_too_long",
             GateError::RateLimited => "rate_limited",
             GateError::RateLimitUnavailable => "rate_limit_unavailable",
+            GateError::TokenExchangeFailed => "token_exchange_failed",
         }
     }
 
@@ -169,6 +175,7 @@ impl GateError {
             GateError::MetricsNotFound => "not_found",
             GateError::RateLimited => "rate_limited",
             GateError::RateLimitUnavailable => "temporarily_unavailable",
+            GateError::TokenExchangeFailed => "bad_gateway",
         }
     }
 
@@ -180,6 +187,7 @@ impl GateError {
                 | GateError::UpstreamBadResponse
                 | GateError::UpstreamTimeout
                 | GateError::ToolsListWithheld
+                | GateError::TokenExchangeFailed
         )
     }
 
@@ -232,7 +240,7 @@ pub(crate) fn json_error(
 mod tests {
     use super::*;
 
-    const ALL: [GateError; 18] = [
+    const ALL: [GateError; 19] = [
         GateError::AmbiguousFraming,
         GateError::ForbiddenOrigin,
         GateError::MalformedTarget,
@@ -251,6 +259,7 @@ mod tests {
         GateError::UriTooLong,
         GateError::RateLimited,
         GateError::RateLimitUnavailable,
+        GateError::TokenExchangeFailed,
     ];
 
     #[test]
@@ -292,5 +301,7 @@ mod tests {
         assert!(GateError::UpstreamTimeout.is_upstream());
         assert!(GateError::UpstreamBadResponse.is_upstream());
         assert!(!GateError::BodyTooLarge.is_upstream());
+        assert_eq!(GateError::TokenExchangeFailed.status(), 502);
+        assert!(GateError::TokenExchangeFailed.is_upstream());
     }
 }

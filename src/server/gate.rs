@@ -11,6 +11,7 @@
 //!                                      ├─ CONNECT ─► 501; `*` ─► 200 for OPTIONS, else 400
 //!                                      ├─ [policy: POST body read, Mcp-* headers, rules] ─► 400/403
 //!                                      ├─ [a tools/call over RATE_LIMIT_TOOL] ─► 429 (JSON-RPC)
+//!                                      ├─ [TOKEN_EXCHANGE: the upstream's own token] ─► 502 when none
 //!                                      └─ proxy ─► upstream (streamed), or a GateError (413/502/504)
 //! ```
 //! [`Gate`] is also the composition root: it builds every part from the validated [`Config`].
@@ -27,6 +28,7 @@ use hyper::body::Incoming;
 use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
 use crate::auth::dpop_replay_shared::SharedReplay;
+use crate::auth::exchange::Exchanger;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
 use crate::auth::sender::SenderConstraint;
 use crate::auth::{unix_now, Authenticator, Issuer, Refusal};
@@ -64,6 +66,8 @@ pub struct Gate {
     policy: Option<Arc<Enforcer>>,
     /// `RATE_LIMIT_*`.
     limits: RateLimiter,
+    /// `TOKEN_EXCHANGE`: obtains the upstream's own token (RFC 8693); `None` sends it none.
+    exchange: Option<Exchanger>,
 }
 
 impl Gate {
@@ -121,7 +125,17 @@ impl Gate {
             ));
         }
         let auth = auth.with_sender_constraint(sender_constraint(config, &metrics));
+        let exchange = config.exchange.as_ref().map(|settings| {
+            Exchanger::new(
+                settings.clone(),
+                config.issuers[0].server.clone(),
+                config.allow_insecure_http,
+                config.jwks_fetch_timeout,
+                metrics.clone(),
+            )
+        });
         Gate {
+            exchange,
             limits,
             challenges,
             auth,
@@ -319,7 +333,7 @@ impl Gate {
 
 impl Gate {
     /// An authenticated request: the MCP authorization rules when there are any, the tool rate
-    /// limit, then the proxy.
+    /// limit, the token exchange, then the proxy (each step only for what the one before let pass).
     async fn authorized(
         &self,
         request: Request<Incoming>,
@@ -329,7 +343,7 @@ impl Gate {
         record: &mut AccessRecord,
     ) -> Response<ResponseBody> {
         let version = request.version();
-        let (request, mut audit) = match &self.policy {
+        let (mut request, mut audit) = match &self.policy {
             None => (request.map(RequestBody::Streamed), None),
             Some(policy) => match policy.enforce(request, claims).await {
                 Verdict::Forward(request, audit) => (request, audit),
@@ -354,6 +368,18 @@ impl Gate {
                 let response = refused.respond_to_calls(inspected.body(), tool);
                 inspected.rate_limited();
                 return tool_limited(refused, response, audit, record, &self.metrics);
+            }
+        }
+        // After the rules: a refused request costs no exchange.
+        if let Some(exchanger) = &self.exchange {
+            let (took, outcome) = exchanger.authorize(&mut request, claims).await;
+            record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            if let Err(e) = outcome {
+                let response = record.fail(e, version);
+                if let Some(audit) = audit {
+                    audit.finish(record, response.status().as_u16(), &self.metrics);
+                }
+                return response;
             }
         }
         let started = Instant::now();

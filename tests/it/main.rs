@@ -12,6 +12,7 @@ mod connection_limits;
 mod dpop;
 mod dpop_nonce;
 mod dpop_replay;
+mod exchange;
 mod gate;
 mod http_abuse;
 mod identity;

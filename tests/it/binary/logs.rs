@@ -180,7 +180,7 @@ async fn failures_the_gate_answers_itself_are_logged_with_their_reason() {
 
 /// The keys of every access-log line, the Go mcp-gate's schema: a pipeline may rely on each being
 /// there, empty when not known.
-const ACCESS_KEYS: [&str; 18] = [
+const ACCESS_KEYS: [&str; 19] = [
     "ts",
     "level",
     "msg",
@@ -197,6 +197,7 @@ const ACCESS_KEYS: [&str; 18] = [
     "limit",
     "token_path",
     "introspection_ms",
+    "exchange_ms",
     "scheme",
     "complete",
 ];

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: a controllable identity provider (metadata + JWKS), a
-//! recording upstream (JSON and SSE), a gate started in-process on an ephemeral port, and a client.
+//! recording upstream (JSON and SSE), a gate started in-process on an ephemeral port, a client, and
+//! an RFC 8693 token endpoint.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -32,6 +33,7 @@ mod faulty;
 mod gate;
 mod idp;
 mod redis_server;
+mod token_endpoint;
 mod upstream;
 
 pub use client::*;
@@ -39,4 +41,5 @@ pub use faulty::*;
 pub use gate::*;
 pub use idp::*;
 pub use redis_server::*;
+pub use token_endpoint::*;
 pub use upstream::*;

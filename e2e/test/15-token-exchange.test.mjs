@@ -1,0 +1,75 @@
+// Scenario 15: token exchange (RFC 8693) at the real oidc-provider. The gate (TOKEN_EXCHANGE=true,
+// token endpoint from the AS metadata, confidential client mcp-exchange) exchanges each caller's
+// token for one whose audience is the upstream's own resource; a recording upstream shows exactly
+// which token reached it. An exchange the AS refuses is 502 and nothing reaches the upstream.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Stack, clientCredentialsToken, initializeWith } from '../lib/stack.mjs';
+
+const stack = new Stack('15-token-exchange');
+let as, upstream, gate, refusedUpstream, refusingGate, target;
+
+const exchangeEnv = (resource) => ({
+  TOKEN_EXCHANGE: 'true',
+  TOKEN_EXCHANGE_RESOURCE: resource,
+  TOKEN_EXCHANGE_SCOPE: 'mcp:read',
+  TOKEN_EXCHANGE_CLIENT_ID: 'mcp-exchange',
+  TOKEN_EXCHANGE_CLIENT_SECRET: 'mcp-cc-secret',
+});
+
+const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url'));
+
+before(async () => {
+  as = await stack.authorizationServer();
+  upstream = await stack.recordingUpstream();
+  // The upstream's own resource: what its tokens must be for (an API behind the MCP server).
+  target = `${upstream.url}/billing`;
+  gate = await stack.gate({ upstream, issuer: as.issuer, env: exchangeEnv(target) });
+  refusedUpstream = await stack.recordingUpstream();
+  // The AS issues tokens for local resources only: this exchange is refused (invalid_target).
+  refusingGate = await stack.gate({
+    upstream: refusedUpstream,
+    issuer: as.issuer,
+    env: exchangeEnv('https://billing.example.com/api'),
+  });
+});
+
+after(async () => {
+  await stack.stop();
+});
+
+test('the upstream receives an exchanged token for its own audience, never the caller\'s', async () => {
+  const callerToken = await clientCredentialsToken(as, gate.mcpUrl);
+  assert.equal((await initializeWith(gate.mcpUrl, callerToken)).status, 200);
+  assert.equal((await initializeWith(gate.mcpUrl, callerToken)).status, 200);
+  const seen = await upstream.seen();
+  assert.equal(seen.length, 2);
+  for (const request of seen) {
+    for (const [name, value] of Object.entries(request.headers)) {
+      assert.ok(!String(value).includes(callerToken), `the caller's token reached the upstream in ${name}`);
+    }
+  }
+  const [scheme, exchanged] = seen[0].headers.authorization.split(' ');
+  assert.equal(scheme, 'Bearer');
+  assert.notEqual(exchanged, callerToken);
+  const caller = claimsOf(callerToken);
+  const issued = claimsOf(exchanged);
+  assert.equal(issued.aud, target, 'the exchanged token is for the upstream\'s resource');
+  assert.equal(caller.aud, gate.mcpUrl);
+  assert.equal(issued.sub, caller.sub, 'on behalf of the same subject');
+  assert.equal(issued.iss, as.issuer);
+  assert.equal(issued.scope, 'mcp:read');
+  assert.equal(seen[1].headers.authorization, seen[0].headers.authorization, 'the second request reused the cached exchange');
+});
+
+test('an exchange the authorization server refuses is 502 and the upstream gets nothing', async () => {
+  const callerToken = await clientCredentialsToken(as, refusingGate.mcpUrl);
+  const res = await fetch(refusingGate.mcpUrl, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${callerToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+  assert.equal(res.status, 502);
+  assert.equal((await res.json()).error, 'bad_gateway');
+  assert.deepEqual(await refusedUpstream.seen(), []);
+});
