@@ -111,6 +111,8 @@ pub struct Metrics {
     rate_limit_redis_failures: Counter,
     introspection_duration: Histogram,
     decisions: Family<PathLabels, Counter>,
+    trace_spans_exported: Counter,
+    trace_spans_dropped: Family<ReasonLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -233,7 +235,21 @@ impl Metrics {
             "Token decisions by the path that made them: jwt, introspection or cache",
             decisions.clone(),
         );
+        let trace_spans_exported = Counter::default();
+        registry.register(
+            "trace_spans_exported",
+            "Trace spans the OTLP collector accepted",
+            trace_spans_exported.clone(),
+        );
+        let trace_spans_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans lost: queue_full (OTEL_BSP_MAX_QUEUE_SIZE reached) or export_failed",
+            trace_spans_dropped.clone(),
+        );
         Metrics {
+            trace_spans_exported,
+            trace_spans_dropped,
             introspection_duration,
             decisions,
             registry,
@@ -375,6 +391,18 @@ impl Metrics {
     /// A token was decided by `path`: `jwt`, `introspection` or `cache`.
     pub fn decided_by(&self, path: &'static str) {
         self.decisions.get_or_create(&PathLabels { path }).inc();
+    }
+
+    /// `n` spans reached the collector.
+    pub fn trace_spans_exported(&self, n: usize) {
+        self.trace_spans_exported.inc_by(n as u64);
+    }
+
+    /// `n` spans were lost, for `reason` (`queue_full` or `export_failed`).
+    pub fn trace_spans_dropped(&self, reason: &'static str, n: usize) {
+        self.trace_spans_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(n as u64);
     }
 
     /// The text exposition of every metric.

@@ -14,6 +14,7 @@
 //! - [`limits`] — sizes and counts; [`service`] — TLS, paths, CORS, logging.
 //! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
 //! - [`dpop`] — sender-constrained tokens (RFC 9449).
+//! - [`otel`] — `OTEL_*`: OpenTelemetry trace export (off unless an endpoint is set).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ pub(crate) mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod limits;
 pub(crate) mod mcp_policy;
+pub(crate) mod otel;
 pub(crate) mod parse;
 pub(crate) mod policy;
 pub(crate) mod rate_limit;
@@ -140,6 +142,8 @@ pub struct Config {
     pub introspection: Option<crate::auth::introspection::IntrospectionSettings>,
     /// Sender-constrained (DPoP) tokens: proof algorithms, window, replay cache, DPOP_REQUIRED.
     pub dpop: DpopSettings,
+    /// `OTEL_*`: where and how traces are exported; `None` when tracing is off.
+    pub telemetry: Option<crate::telemetry::Settings>,
 }
 
 impl Config {
@@ -231,6 +235,7 @@ impl Config {
             rate_limit: rate_limit::settings(&v)?,
             identity_headers: service::identity_headers(&v)?,
             dpop: dpop::dpop_settings(&v, &mut warnings)?,
+            telemetry: otel::settings(&v)?,
         };
         Ok((config, warnings))
     }

@@ -42,6 +42,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::policy::enforce::{Enforcer, Verdict};
 use crate::policy::reload::Reloader;
 use crate::proxy::{Proxy, ProxySettings};
+use crate::telemetry::Telemetry;
 
 /// Everything a request needs, shared by all connections.
 pub struct Gate {
@@ -61,6 +62,8 @@ pub struct Gate {
     policy: Option<Arc<Enforcer>>,
     /// `RATE_LIMIT_*`.
     limits: RateLimiter,
+    /// `OTEL_*`: `None` (one branch per request, nothing else) when tracing is off.
+    telemetry: Option<Telemetry>,
 }
 
 impl Gate {
@@ -100,6 +103,8 @@ impl Gate {
             })
             .collect();
         let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
+        let telemetry =
+            Telemetry::configured(config.telemetry.as_ref(), &config.upstream, &metrics);
         let mut auth = Authenticator::new(
             issuers,
             config.max_token_size,
@@ -119,6 +124,7 @@ impl Gate {
             auth.with_sender_constraint(SenderConstraint::new(&config.dpop, &config.resource));
         Gate {
             limits,
+            telemetry,
             challenges,
             auth,
             proxy: Proxy::new(ProxySettings {
@@ -154,6 +160,11 @@ impl Gate {
     /// The gate's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The tracer, when tracing is on (to flush it at shutdown).
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     /// The signing-key caches, one per issuer (to run their refreshers).
@@ -196,8 +207,23 @@ impl Gate {
                 .client_ip(client.ip(), request.headers()),
             request.headers().get(USER_AGENT).cloned(),
         );
-        let response = self.route(request, client, &mut record).await;
+        // Health probes are not traced: every few seconds per replica, they would bury the traces.
+        let path = request.uri().path();
+        let trace = (self.telemetry.as_ref())
+            .filter(|_| path != self.health_path && path != self.ready_path)
+            .map(|t| t.begin(&request, client, record.client_ip(), self.tls));
+        let response = match &trace {
+            None => self.route(request, client, &mut record).await,
+            Some(trace) => {
+                use opentelemetry::context::FutureExt;
+                let route = self.route(request, client, &mut record);
+                route.with_context(trace.context()).await
+            }
+        };
         record.status = response.status().as_u16();
+        if let Some(trace) = trace {
+            trace.finish(&record);
+        }
         self.metrics
             .request(record.status, record.outcome, record.elapsed());
         if let (Some(reason), Outcome::Refused) = (record.reason, record.outcome) {
@@ -340,9 +366,14 @@ impl Gate {
                 }
             },
         };
+        let mut request = request;
+        let span = (self.telemetry.as_ref()).and_then(|_| crate::telemetry::upstream(&mut request));
         let started = Instant::now();
         let response = self.proxy.forward(request, client, self.tls, claims).await;
         self.metrics.upstream(started.elapsed());
+        if let Some(span) = span {
+            span.answered(response.as_ref().ok().map(|r| r.status().as_u16()));
+        }
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {
             response = audit.filter(response).await;
