@@ -106,7 +106,11 @@ impl Telemetry {
     ) -> Option<Telemetry> {
         match Telemetry::start(settings?, upstream, metrics.clone()) {
             Ok(t) => {
-                tracing::info!(endpoint = %settings?.endpoint, "exporting traces (OTLP/HTTP)");
+                // The origin only: a URL may carry credentials in its user part or query.
+                let collector = url::Url::parse(&settings?.endpoint)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default();
+                tracing::info!(%collector, "exporting traces (OTLP/HTTP)");
                 Some(t)
             }
             Err(e) => {

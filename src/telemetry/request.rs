@@ -168,6 +168,14 @@ fn span_name(method: &http::Method) -> &'static str {
     }
 }
 
+/// `http.request.method`: the method, or `_OTHER` for one outside the registered set.
+fn method_attribute(method: &http::Method) -> &'static str {
+    match span_name(method) {
+        "HTTP" => "_OTHER",
+        known => known,
+    }
+}
+
 impl RequestTrace {
     pub(super) fn begin<B>(
         shared: Arc<Shared>,
@@ -182,7 +190,7 @@ impl RequestTrace {
         let parent_from_header = parent.span().span_context().is_valid();
         let (host, port) = authority(request, tls);
         let mut attributes = vec![
-            KeyValue::new("http.request.method", span_name(request.method())),
+            KeyValue::new("http.request.method", method_attribute(request.method())),
             KeyValue::new("url.path", request.uri().path().to_string()),
             KeyValue::new("url.scheme", if tls { "https" } else { "http" }),
             KeyValue::new(
@@ -266,7 +274,10 @@ impl RequestTrace {
     pub fn upstream(&self, method: &http::Method, headers: &mut HeaderMap) -> ChildSpan {
         let shared = &self.inner.shared;
         let span = self.child(span_name(method), SpanKind::Client);
-        span.set(KeyValue::new("http.request.method", span_name(method)));
+        span.set(KeyValue::new(
+            "http.request.method",
+            method_attribute(method),
+        ));
         span.set(KeyValue::new(
             "server.address",
             shared.upstream_address.clone(),
@@ -364,5 +375,78 @@ fn authority<B>(request: &Request<B>, tls: bool) -> (Option<String>, i64) {
     match from_uri.or_else(from_host) {
         Some((host, port)) => (Some(host), i64::from(port.unwrap_or(default_port))),
         None => (None, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, host: Option<&str>) -> Request<()> {
+        let mut builder = Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header(HOST, host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn server_address_comes_from_the_target_then_host_with_the_scheme_default_port() {
+        /// Target, `Host`, TLS, and the expected `server.address` and `server.port`.
+        type Case<'a> = (&'a str, Option<&'a str>, bool, (Option<&'a str>, i64));
+        let cases: &[Case] = &[
+            (
+                "/mcp",
+                Some("mcp.example.com"),
+                true,
+                (Some("mcp.example.com"), 443),
+            ),
+            (
+                "/mcp",
+                Some("mcp.example.com:8443"),
+                true,
+                (Some("mcp.example.com"), 8443),
+            ),
+            ("/mcp", Some("127.0.0.1"), false, (Some("127.0.0.1"), 80)),
+            (
+                "http://gate:8080/mcp",
+                Some("other"),
+                false,
+                (Some("gate"), 8080),
+            ),
+            ("/mcp", None, false, (None, 0)),
+            ("/mcp", Some("bad host"), false, (None, 0)),
+        ];
+        for (uri, host, tls, (want_host, want_port)) in cases {
+            let (got_host, got_port) = authority(&request(uri, *host), *tls);
+            assert_eq!(
+                (got_host.as_deref(), got_port),
+                (*want_host, *want_port),
+                "{uri} {host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn span_names_are_the_method_or_http_for_unregistered_methods() {
+        assert_eq!(span_name(&http::Method::POST), "POST");
+        assert_eq!(span_name(&http::Method::DELETE), "DELETE");
+        let custom = http::Method::from_bytes(b"PROPFIND").unwrap();
+        assert_eq!(span_name(&custom), "HTTP");
+        assert_eq!(method_attribute(&custom), "_OTHER");
+    }
+
+    #[test]
+    fn meta_context_offers_only_the_trace_context_keys() {
+        let meta = MetaContext {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            tracestate: None,
+        };
+        let cx = TraceContextPropagator::new().extract(&meta);
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(meta.get("authorization"), None);
     }
 }
