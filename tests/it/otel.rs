@@ -432,3 +432,60 @@ fn an_otlp_protocol_the_gate_cannot_speak_stops_the_start_naming_the_variable() 
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_introspection_call_is_a_child_span_of_the_request_it_decides() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let receiver = Receiver::start().await;
+    // Answers every token as active, for the audience set once the gate's port is known.
+    let audience = Arc::new(Mutex::new(String::new()));
+    let aud = audience.clone();
+    let (introspection, _stop) = spawn_server(move |_req: Request<Incoming>| {
+        let aud = aud.lock().unwrap().clone();
+        async move {
+            let answer = json!({"active": true, "sub": "alice", "aud": aud,
+                                "exp": now() + 300, "scope": "mcp:tools"});
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(answer.to_string())).boxed())
+                .unwrap()
+        }
+    })
+    .await;
+    let endpoint = format!("http://{introspection}/introspect");
+    let gate = gate(
+        &idp,
+        &upstream,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("TOKEN_VALIDATION", "auto"),
+            ("INTROSPECTION_ENDPOINT", &endpoint),
+            ("INTROSPECTION_CLIENT_ID", "gate"),
+            ("INTROSPECTION_CLIENT_SECRET", "s"),
+        ],
+    )
+    .await;
+    *audience.lock().unwrap() = format!("{}/mcp", gate.url);
+    let answer = post(
+        &format!("{}/mcp", gate.url),
+        &[("authorization", "Bearer opaque-alice")],
+        "{}",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let server = receiver
+        .wait_for("server", |s| s.kind == SpanKind::Server as i32)
+        .await;
+    let call = receiver
+        .wait_for("introspection", |s| s.name == "token introspection")
+        .await;
+    assert_eq!(call.trace_id, server.trace_id);
+    assert_eq!(call.parent_span_id, server.span_id);
+    assert_eq!(
+        attr(&call, "mcp_gate.token.active").as_deref(),
+        Some("true")
+    );
+}
