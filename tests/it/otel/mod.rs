@@ -3,8 +3,10 @@
 //! from the client (header or MCP `_meta`) and to the upstream, and nothing at all when `OTEL_*` is
 //! unset. A collector that does not answer never slows a request, and what it cannot take is counted.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod harness;
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,139 +14,15 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use crate::support::*;
+use harness::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-gate");
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
-
-/// An OTLP/HTTP traces receiver: every span of every export, decoded.
-struct Receiver {
-    url: String,
-    spans: Arc<Mutex<Vec<Span>>>,
-    exports: Arc<AtomicUsize>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let spans = Arc::new(Mutex::new(Vec::new()));
-        let exports = Arc::new(AtomicUsize::new(0));
-        let (s, e) = (spans.clone(), exports.clone());
-        let (addr, stop) = spawn_server(move |req: Request<Incoming>| {
-            let (s, e) = (s.clone(), e.clone());
-            async move {
-                assert_eq!(req.uri().path(), "/v1/traces");
-                assert_eq!(
-                    req.headers()["content-type"],
-                    "application/x-protobuf",
-                    "OTLP/HTTP binary protobuf"
-                );
-                let body = req.into_body().collect().await.unwrap().to_bytes();
-                let export = ExportTraceServiceRequest::decode(body).expect("an OTLP export");
-                e.fetch_add(1, Ordering::SeqCst);
-                for resource in export.resource_spans {
-                    for scope in resource.scope_spans {
-                        s.lock().unwrap().extend(scope.spans);
-                    }
-                }
-                let answer = ExportTraceServiceResponse::default().encode_to_vec();
-                Response::builder()
-                    .header("content-type", "application/x-protobuf")
-                    .body(Full::new(Bytes::from(answer)).boxed())
-                    .unwrap()
-            }
-        })
-        .await;
-        Receiver {
-            url: format!("http://{addr}"),
-            spans,
-            exports,
-            _stop: stop,
-        }
-    }
-
-    /// Waits until a span satisfies `pred` (exports arrive every OTEL_BSP_SCHEDULE_DELAY).
-    async fn wait_for(&self, what: &str, pred: impl Fn(&Span) -> bool) -> Span {
-        for _ in 0..100 {
-            if let Some(span) = self.spans.lock().unwrap().iter().find(|s| pred(s)) {
-                return span.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no span {what}; got {:#?}", self.spans.lock().unwrap());
-    }
-}
-
-/// The gate binary on a free port; killed when dropped.
-struct Gate {
-    url: String,
-    child: Child,
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn gate(idp: &TestIdp, upstream: &TestUpstream, env: &[(&str, &str)]) -> Gate {
-    let port = free_addr().port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("UPSTREAM_URL", upstream.url())
-        .env("RESOURCE_URI", format!("{url}/mcp"))
-        .env("AUTHORIZATION_SERVER", &idp.issuer)
-        .env("ALLOW_INSECURE_HTTP", "true")
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let gate = Gate {
-        url,
-        child: cmd.spawn().unwrap(),
-    };
-    for _ in 0..200 {
-        let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok();
-        if listening && get(&format!("{}/readyz", gate.url), &[]).await.status == 200 {
-            return gate;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gate did not become ready");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attr(span: &Span, key: &str) -> Option<String> {
-    let kv = span.attributes.iter().find(|kv| kv.key == key)?;
-    match kv.value.as_ref()?.value.as_ref()? {
-        AnyValue::StringValue(s) => Some(s.clone()),
-        AnyValue::IntValue(i) => Some(i.to_string()),
-        AnyValue::BoolValue(b) => Some(b.to_string()),
-        other => Some(format!("{other:?}")),
-    }
-}
 
 #[tokio::test]
 async fn a_request_span_continues_the_callers_trace_with_key_fetch_and_upstream_children() {
@@ -488,4 +366,55 @@ async fn an_introspection_call_is_a_child_span_of_the_request_it_decides() {
         attr(&call, "mcp_gate.token.active").as_deref(),
         Some("true")
     );
+}
+
+#[tokio::test]
+async fn sigterm_flushes_the_spans_still_waiting_for_their_export() {
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let upstream = TestUpstream::start().await;
+    let receiver = Receiver::start().await;
+    // No scheduled export during the test: only the shutdown flush can deliver the span.
+    let mut gate = gate_on_one_core(
+        &idp,
+        &upstream,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    )
+    .await;
+    let token = key.token(&claims(&idp.issuer, &format!("{}/mcp", gate.url)));
+    let answer = post(
+        &format!("{}/mcp", gate.url),
+        &[("authorization", &bearer(&token))],
+        "{}",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.exports.load(Ordering::SeqCst), 0);
+    let status = Command::new("kill")
+        .args(["-TERM", &gate.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    // Polled, not waited for: the receiver runs on this test's runtime and must answer the flush.
+    let exit = loop {
+        if let Some(exit) = gate.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        started.elapsed()
+    );
+    receiver
+        .wait_for("flushed at shutdown", |s| s.kind == SpanKind::Server as i32)
+        .await;
 }
