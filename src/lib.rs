@@ -23,6 +23,7 @@
 //!   local or Redis).
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
 //! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
+//! - [`telemetry`] — OpenTelemetry traces (`OTEL_*`): request spans, W3C Trace Context, OTLP export.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod policy;
 pub(crate) mod proxy;
 pub(crate) mod server;
+pub mod telemetry;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

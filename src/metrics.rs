@@ -114,6 +114,8 @@ pub struct Metrics {
     decisions: Family<PathLabels, Counter>,
     token_exchange_duration: Histogram,
     token_exchanges: Family<ResultLabels, Counter>,
+    trace_spans_exported: Counter,
+    trace_spans_dropped: Family<ReasonLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,9 +256,23 @@ impl Metrics {
             "Upstream tokens by result: hit (cached), miss (exchanged now) or failure",
             token_exchanges.clone(),
         );
+        let trace_spans_exported = Counter::default();
+        registry.register(
+            "trace_spans_exported",
+            "Trace spans the OTLP collector accepted",
+            trace_spans_exported.clone(),
+        );
+        let trace_spans_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans lost: queue_full (OTEL_BSP_MAX_QUEUE_SIZE reached) or export_failed",
+            trace_spans_dropped.clone(),
+        );
         Metrics {
             token_exchange_duration,
             token_exchanges,
+            trace_spans_exported,
+            trace_spans_dropped,
             introspection_duration,
             decisions,
             registry,
@@ -416,6 +432,18 @@ impl Metrics {
     /// A token was decided by `path`: `jwt`, `introspection` or `cache`.
     pub fn decided_by(&self, path: &'static str) {
         self.decisions.get_or_create(&PathLabels { path }).inc();
+    }
+
+    /// `n` spans reached the collector.
+    pub fn trace_spans_exported(&self, n: usize) {
+        self.trace_spans_exported.inc_by(n as u64);
+    }
+
+    /// `n` spans were lost, for `reason` (`queue_full` or `export_failed`).
+    pub fn trace_spans_dropped(&self, reason: &'static str, n: usize) {
+        self.trace_spans_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc_by(n as u64);
     }
 
     /// The text exposition of every metric.

@@ -38,6 +38,7 @@ use super::fetch::Fetcher;
 use super::introspection::{discover_endpoint, form_encode, ClientAuth, Secret};
 use super::token_cache::{TokenCache, TokenDigest};
 use crate::http::error::GateError;
+use opentelemetry::trace::SpanKind;
 
 /// How long a failed exchange is remembered per caller token.
 pub const FAILURE_TTL: Duration = Duration::from_secs(1);
@@ -203,8 +204,18 @@ impl Exchanger {
         }
     }
 
-    /// One bounded exchange at the token endpoint; why it failed is logged here (never a token).
+    /// One exchange, as a child span of the request it serves when that request is traced.
     async fn call(&self, subject: &str) -> Result<super::exchange_answer::Issued, ()> {
+        let span = crate::telemetry::child("token exchange", SpanKind::Client);
+        let issued = self.call_endpoint(subject).await;
+        if let (Some(span), Err(())) = (&span, &issued) {
+            span.fail("token_exchange_failed");
+        }
+        issued
+    }
+
+    /// One bounded exchange at the token endpoint; why it failed is logged here (never a token).
+    async fn call_endpoint(&self, subject: &str) -> Result<super::exchange_answer::Issued, ()> {
         let Ok(_permit) = tokio::time::timeout(self.fetcher.timeout(), self.calls.acquire()).await
         else {
             tracing::warn!("token exchange: too many calls in flight");

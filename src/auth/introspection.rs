@@ -25,6 +25,8 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::Request;
 use http_body_util::Full;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 
 use super::fetch::Fetcher;
@@ -251,6 +253,8 @@ impl Introspector {
     /// One bounded call to the endpoint.
     async fn call(&self, token: &str, issuer: &str) -> Answer {
         let started = Instant::now();
+        // A child span of the request being decided, when it is traced.
+        let span = crate::telemetry::child("token introspection", SpanKind::Client);
         let answer = async {
             let Ok(_permit) =
                 tokio::time::timeout(self.fetcher.timeout(), self.calls.acquire()).await
@@ -289,6 +293,13 @@ impl Introspector {
         }
         .await;
         self.metrics.introspection(started.elapsed());
+        if let Some(span) = &span {
+            match &answer {
+                Answer::Active(_) => span.set(KeyValue::new("mcp_gate.token.active", true)),
+                Answer::Inactive => span.set(KeyValue::new("mcp_gate.token.active", false)),
+                Answer::Unavailable => span.fail("unavailable"),
+            }
+        }
         answer
     }
 

@@ -71,6 +71,17 @@ pub enum RefreshError {
     },
 }
 
+impl RefreshError {
+    /// A short, fixed label for traces (`error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RefreshError::Discovery(_) => "discovery_failed",
+            RefreshError::Fetch { .. } => "fetch_failed",
+            RefreshError::Jwks { .. } => "unusable_jwks",
+        }
+    }
+}
+
 /// Settings of the cache.
 #[derive(Debug, Clone)]
 pub struct KeyCacheSettings {
@@ -239,7 +250,17 @@ impl<S: DocumentSource> KeyCache<S> {
     /// Fetches and installs the key set; the caller holds the single-flight lock. Returns the
     /// server's `max-age`, if it gave one.
     async fn fetch_locked(&self, flight: &mut Flight) -> Result<Option<Duration>, RefreshError> {
+        // A child span of the request that waits for these keys (none for a background refresh).
+        let span = crate::telemetry::child("jwks fetch", opentelemetry::trace::SpanKind::Client);
         let result = self.fetch_and_install(flight).await;
+        if let Some(span) = &span {
+            let issuer =
+                opentelemetry::KeyValue::new("mcp_gate.issuer", self.settings.issuer.clone());
+            span.set(issuer);
+            if let Err(e) = &result {
+                span.fail(e.kind());
+            }
+        }
         self.finished.fetch_add(1, Ordering::Release);
         self.metrics.jwks_fetch(
             &self.settings.issuer,

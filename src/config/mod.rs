@@ -15,6 +15,7 @@
 //! - [`rate_limit`] — `RATE_LIMIT_*`: the quotas per level and the optional Redis store.
 //! - [`dpop`] — sender-constrained tokens (RFC 9449).
 //! - [`exchange`] — `TOKEN_EXCHANGE_*`: a token for the upstream by RFC 8693 token exchange.
+//! - [`otel`] — `OTEL_*`: OpenTelemetry trace export (off unless an endpoint is set).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub(crate) mod introspection;
 pub(crate) mod issuers;
 pub(crate) mod limits;
 pub(crate) mod mcp_policy;
+pub(crate) mod otel;
 pub(crate) mod parse;
 pub(crate) mod policy;
 pub(crate) mod rate_limit;
@@ -144,6 +146,8 @@ pub struct Config {
     pub dpop: DpopSettings,
     /// `TOKEN_EXCHANGE_*`; `None` when the upstream gets no token (or the caller's, FORWARD_TOKEN).
     pub exchange: Option<crate::auth::exchange::ExchangeSettings>,
+    /// `OTEL_*`: where and how traces are exported; `None` when tracing is off.
+    pub telemetry: Option<crate::telemetry::Settings>,
 }
 
 impl Config {
@@ -236,6 +240,7 @@ impl Config {
             rate_limit: rate_limit::settings(&v)?,
             identity_headers: service::identity_headers(&v)?,
             dpop: dpop::dpop_settings(&v, &mut warnings)?,
+            telemetry: otel::settings(&v)?,
         };
         Ok((config, warnings))
     }

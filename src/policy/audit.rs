@@ -197,6 +197,7 @@ mod tests {
             id: Some(json!("i".repeat(1000))),
             name: Some("é".repeat(300)),
             protocol_version: None,
+            trace_context: None,
         };
         let r = AuditRecord::for_call(Some(&call), 1, Outcome::StepUp, Some(RuleRef::Index(0)));
         assert!(r.id.as_ref().unwrap().len() <= MAX_FIELD);

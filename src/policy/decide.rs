@@ -160,6 +160,7 @@ pub fn may_call(rules: &Rules, tool: &str, caller: &Caller) -> bool {
         id: None,
         name: Some(tool.to_string()),
         protocol_version: None,
+        trace_context: None,
     };
     matches!(decide_call(rules, caller, &call), Decision::Allow { .. })
 }

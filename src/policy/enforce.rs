@@ -200,6 +200,10 @@ impl Enforcer {
             Err(_) => return Verdict::Fail(GateError::MalformedBody),
         };
         let inspected = jsonrpc::inspect(&bytes);
+        if let Some(call) = inspected.calls().next() {
+            // The request's span learns the MCP method and tool, and `_meta`'s trace context.
+            crate::telemetry::mcp_call(call);
+        }
         let messages = match &inspected {
             Body::Single(_) => 1,
             Body::Batch(all) => all.len(),

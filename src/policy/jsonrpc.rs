@@ -26,6 +26,16 @@ pub struct Call {
     pub name: Option<String>,
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, when a string.
     pub protocol_version: Option<String>,
+    /// `params._meta.traceparent` and `tracestate` (the MCP semantic conventions' trace context
+    /// propagation), when `traceparent` is a string; only tracing reads them.
+    pub trace_context: Option<MetaTrace>,
+}
+
+/// W3C Trace Context carried in a request's `params._meta`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetaTrace {
+    pub traceparent: String,
+    pub tracestate: Option<String>,
 }
 
 /// What [`inspect`] found.
@@ -145,12 +155,25 @@ fn message(value: Value) -> Result<Message, Unparsable> {
         None => None,
     };
     let protocol_version = params.and_then(protocol_version);
+    let trace_context = params.and_then(meta_trace);
     Ok(Message::Call(Call {
         method,
         id,
         name,
         protocol_version,
+        trace_context,
     }))
+}
+
+fn meta_trace(params: &Map<String, Value>) -> Option<MetaTrace> {
+    let meta = params.get("_meta")?;
+    Some(MetaTrace {
+        traceparent: meta.get("traceparent")?.as_str()?.to_string(),
+        tracestate: meta
+            .get("tracestate")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 fn protocol_version(params: &Map<String, Value>) -> Option<String> {
@@ -172,6 +195,7 @@ mod tests {
             id,
             name: name.map(str::to_string),
             protocol_version: None,
+            trace_context: None,
         })
     }
 
@@ -213,6 +237,25 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(&inspect(body.as_bytes()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn trace_context_is_read_from_meta() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"k=v"}}}"#;
+        let Body::Single(Message::Call(call)) = inspect(body) else {
+            panic!("not a call")
+        };
+        let meta = call.trace_context.unwrap();
+        assert_eq!(
+            meta.traceparent,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        );
+        assert_eq!(meta.tracestate.as_deref(), Some("k=v"));
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"traceparent":7}}}"#;
+        let Body::Single(Message::Call(call)) = inspect(body) else {
+            panic!("not a call")
+        };
+        assert_eq!(call.trace_context, None);
     }
 
     #[test]

@@ -129,6 +129,7 @@ mod tests {
             id: Some(json!(7)),
             name: name.map(str::to_string),
             protocol_version: None,
+            trace_context: None,
         }
     }
 

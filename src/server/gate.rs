@@ -46,6 +46,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::policy::enforce::{Enforcer, Inspected, Verdict};
 use crate::policy::reload::Reloader;
 use crate::proxy::{Proxy, ProxySettings};
+use crate::telemetry::Telemetry;
 
 /// Everything a request needs, shared by all connections.
 pub struct Gate {
@@ -68,6 +69,8 @@ pub struct Gate {
     limits: RateLimiter,
     /// `TOKEN_EXCHANGE`: obtains the upstream's own token (RFC 8693); `None` sends it none.
     exchange: Option<Exchanger>,
+    /// `OTEL_*`: `None` (one branch per request, nothing else) when tracing is off.
+    telemetry: Option<Telemetry>,
 }
 
 impl Gate {
@@ -109,6 +112,8 @@ impl Gate {
         let limits = RateLimiter::new(&config.rate_limit, metrics.clone());
         // The tool level needs each call's tool name: the enforcer reads bodies for it too.
         let reads_bodies = config.mcp_policy.is_active() || config.rate_limit.tool.is_some();
+        let telemetry =
+            Telemetry::configured(config.telemetry.as_ref(), &config.upstream, &metrics);
         let mut auth = Authenticator::new(
             issuers,
             config.max_token_size,
@@ -137,6 +142,7 @@ impl Gate {
         Gate {
             exchange,
             limits,
+            telemetry,
             challenges,
             auth,
             proxy: Proxy::new(ProxySettings {
@@ -173,6 +179,11 @@ impl Gate {
     /// The gate's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The tracer, when tracing is on (to flush it at shutdown).
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     /// The signing-key caches, one per issuer (to run their refreshers).
@@ -215,8 +226,23 @@ impl Gate {
                 .client_ip(client.ip(), request.headers()),
             request.headers().get(USER_AGENT).cloned(),
         );
-        let response = self.route(request, client, &mut record).await;
+        // Health probes are not traced: every few seconds per replica, they would bury the traces.
+        let path = request.uri().path();
+        let trace = (self.telemetry.as_ref())
+            .filter(|_| path != self.health_path && path != self.ready_path)
+            .map(|t| t.begin(&request, client, record.client_ip(), self.tls));
+        let response = match &trace {
+            None => self.route(request, client, &mut record).await,
+            Some(trace) => {
+                use opentelemetry::context::FutureExt;
+                let route = self.route(request, client, &mut record);
+                route.with_context(trace.context()).await
+            }
+        };
         record.status = response.status().as_u16();
+        if let Some(trace) = trace {
+            trace.finish(&record);
+        }
         self.metrics
             .request(record.status, record.outcome, record.elapsed());
         if let (Some(reason), Outcome::Refused) = (record.reason, record.outcome) {
@@ -382,9 +408,13 @@ impl Gate {
                 return response;
             }
         }
+        let span = (self.telemetry.as_ref()).and_then(|_| crate::telemetry::upstream(&mut request));
         let started = Instant::now();
         let response = self.proxy.forward(request, client, self.tls, claims).await;
         self.metrics.upstream(started.elapsed());
+        if let Some(span) = span {
+            span.answered(response.as_ref().ok().map(|r| r.status().as_u16()));
+        }
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {
             response = audit.filter(response).await;

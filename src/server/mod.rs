@@ -39,6 +39,9 @@ use per_address::AddressCaps;
 use shutdown::Shutdown;
 use tls::Tls;
 
+/// The longest the exit waits for the last spans to reach the collector.
+const TRACE_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Serves on `listener` until `shutdown` resolves, then drains for up to `SHUTDOWN_TIMEOUT`.
 pub async fn serve(
     listener: TcpListener,
@@ -197,6 +200,10 @@ pub async fn serve(
 
     drop(listener);
     signals.drain(config.shutdown_timeout).await;
+    if let Some(telemetry) = gate.telemetry() {
+        // The spans of the last requests; a collector that is down costs at most this long.
+        telemetry.shutdown(TRACE_FLUSH_TIMEOUT).await;
+    }
     for refresher in refreshers {
         let _ = refresher.await;
     }

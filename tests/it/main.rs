@@ -20,6 +20,7 @@ mod idp_faults;
 mod introspection;
 mod issuers;
 mod metrics;
+mod otel;
 mod policy;
 mod properties;
 mod rate_limit;
