@@ -10,6 +10,7 @@
 --                       across runs (forgeries no cache can remember)
 -- env BENCH_PATH        request path (/mcp)
 -- env BENCH_BODY_FILE   request body read from this file (default: a JSON-RPC ping)
+-- env BENCH_METHOD      POST (default) or GET (then no body is sent)
 local body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
 local body_file = os.getenv("BENCH_BODY_FILE") or ""
 if body_file ~= "" then
@@ -36,7 +37,10 @@ if file ~= "" then
   end
 end
 
-wrk.method = "POST"
+local method = os.getenv("BENCH_METHOD") or ""
+if method == "" then method = "POST" end
+if method == "GET" then body = nil end
+wrk.method = method
 wrk.path = path
 wrk.body = body
 wrk.headers = base_headers()
@@ -83,7 +87,7 @@ if n > 1 or unique then
   function request()
     local h = base_headers()
     h["Authorization"] = "Bearer " .. next_token()
-    return wrk.format("POST", path, h, body)
+    return wrk.format(method, path, h, body)
   end
 end
 
