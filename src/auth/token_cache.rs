@@ -6,8 +6,8 @@
 //! token with the presented one byte for byte. That comparison, not the hash, is what makes an entry
 //! answer for a token: two tokens whose hashes collide are two entries, so a forged token can never
 //! land on a verified token's entry, however the hash is chosen or attacked. (It was the SHA-256 of
-//! the token until issue 15: ~1 µs per request for a 1 KiB token, the largest user-space cost of a
-//! cached request after hyper.) The comparison need not be constant-time: it compares a token the
+//! the token until issue 15: ~1 µs per request for a 1 KiB token, which the issue's profile of a
+//! cached request listed beside hyper and tokio.) The comparison need not be constant-time: it compares a token the
 //! client sent with a token some client sent before; the timing says at most whether that token is
 //! cached, which its own answer already says.
 //!
