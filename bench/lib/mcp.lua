@@ -16,6 +16,7 @@
 --                       wrk thread k of T takes lines k+1, k+1+T, ...; a thread that has used all its
 --                       lines stops sending (wrk.thread:stop()); wrk still waits out the duration and
 --                       divides by it, so that run's req/s is understated (its CPU per request is not).
+-- env BENCH_METHOD      POST (default) or GET (then no body is sent)
 local body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
 local body_file = os.getenv("BENCH_BODY_FILE") or ""
 if body_file ~= "" then
@@ -42,7 +43,10 @@ if file ~= "" then
   end
 end
 
-wrk.method = "POST"
+local method = os.getenv("BENCH_METHOD") or ""
+if method == "" then method = "POST" end
+if method == "GET" then body = nil end
+wrk.method = method
 wrk.path = path
 wrk.body = body
 wrk.headers = base_headers()
@@ -89,7 +93,7 @@ if n > 1 or unique then
   function request()
     local h = base_headers()
     h["Authorization"] = "Bearer " .. next_token()
-    return wrk.format("POST", path, h, body)
+    return wrk.format(method, path, h, body)
   end
 end
 

@@ -325,6 +325,66 @@ console.log('## Case 6: start-up, idle memory, size\n');
   }
 }
 
+// ---- case 11: large bodies
+{
+  const runs = [...new Set(results.filter((r) => r.c === 'c11get').map((r) => r.run))];
+  if (runs.length) {
+    console.log('## Case 11: large bodies (a 1 MiB response, a 256 KiB request)\n');
+    console.log('`GET /large`: the upstream serves a 1 MiB file; `POST /upload`: a 256 KiB body the upstream discards (nginx with `proxy_request_buffering off` there, so it streams the body as the gate does instead of spooling it to disk). Case-1 token, 16 connections. MiB/s = req/s × body size; CPU per MiB = the target\'s CPU (user + kernel) ÷ MiB moved, µs; "× nginx" per run, median (min–max). For direct the CPU is the upstream\'s.\n');
+    const shapes = [['1 MiB response', 'c11get', 1], ['256 KiB request', 'c11post', 0.25]];
+    for (const [label, c, mib] of shapes) {
+      const rows = [];
+      const mbps = (r) => (r ? r.rps * mib : NaN);
+      const cpuPerMib = (r) => (r && r.reqs > 0 ? (r.usr + r.sys) / (r.reqs * mib) : NaN);
+      for (const t of targets) {
+        const rs = get(c, t);
+        if (!rs.length) continue;
+        const vs = (f) => range(runs.map((run) => f(at(c, t, run)) / f(at(c, 'nginx', run))));
+        rows.push([t, fmt(median(rs.map(mbps)), 0), t === 'nginx' ? '—' : vs(mbps),
+          fmt(median(rs.map(cpuPerMib)), 0), t === 'nginx' ? '—' : vs(cpuPerMib),
+          String(rs.reduce((a, r) => a + r.non2xx, 0)), String(rs.reduce((a, r) => a + r.errs, 0))]);
+      }
+      console.log(`### ${label}\n`);
+      table(['target', 'MiB/s', 'MiB/s × nginx', 'CPU µs per MiB', 'CPU × nginx', 'non-2xx', 'socket errors'], rows);
+    }
+  }
+}
+
+// ---- case 12: SSE throughput
+{
+  // sse-throughput.tsv: case run target streams expected received seconds failed rounds user-cpu-us kernel-cpu-us
+  const sse = tsv('sse-throughput.tsv').map(([c, run, target, streams, expected, received, seconds, failed, rounds, usr, sys]) => ({
+    c, run: Number(run), target, streams: Number(streams), expected: Number(expected), received: Number(received),
+    seconds: Number(seconds), failed: Number(failed), rounds: Number(rounds), usr: Number(usr), sys: Number(sys),
+  }));
+  if (sse.length) {
+    console.log('## Case 12: SSE throughput\n');
+    console.log('The SSE upstream writes small events (114 bytes) as fast as they are taken; `lib/sse-count.mjs` opens the streams at once and counts every event, round after round for at least BENCH_DURATION seconds. events/s = events received ÷ time from the first request to the last round\'s end (the upstream and the client share the load CPU, so this is bounded by them as well as by the proxy); CPU per event = the proxy\'s CPU (user + kernel) ÷ events, in ns (for direct: the upstream\'s). "× nginx" per run, median (min–max).\n');
+    for (const c of ['c12a', 'c12b']) {
+      const all = sse.filter((r) => r.c === c);
+      if (!all.length) continue;
+      const runs = [...new Set(all.map((r) => r.run))];
+      const find = (t, run) => all.find((r) => r.target === t && r.run === run);
+      const eps = (r) => (r && r.seconds > 0 ? r.received / r.seconds : NaN);
+      const ns = (r) => (r && r.received > 0 ? (1000 * (r.usr + r.sys)) / r.received : NaN);
+      const rows = [];
+      for (const t of targets) {
+        const rs = all.filter((r) => r.target === t);
+        if (!rs.length) continue;
+        const vs = (f) => range(runs.map((run) => f(find(t, run)) / f(find('nginx', run))));
+        const got = rs.reduce((a, r) => a + r.received, 0);
+        const want = rs.reduce((a, r) => a + r.expected, 0);
+        rows.push([t, int(median(rs.map(eps))), t === 'nginx' ? '—' : vs(eps), fmt(median(rs.map(ns)), 0),
+          t === 'nginx' ? '—' : vs(ns), got === want ? 'all' : `**${int(got)} of ${int(want)}**`,
+          String(rs.reduce((a, r) => a + r.failed, 0))]);
+      }
+      const r0 = all[0];
+      console.log(`### ${c === 'c12a' ? '12a' : '12b'}: ${int(r0.streams)} stream${r0.streams > 1 ? 's' : ''} × ${int(r0.expected / r0.rounds / r0.streams)} events (rounds per run: ${all.map((r) => r.rounds).join(', ')})\n`);
+      table(['target', 'events/s', 'events/s × nginx', 'CPU ns per event', 'CPU × nginx', 'events received', 'failed streams'], rows);
+    }
+  }
+}
+
 // ---- summary
 console.log('## Summary: mcp-gate req/s divided by each peer\'s, same run, median of runs\n');
 {

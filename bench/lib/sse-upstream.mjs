@@ -1,6 +1,9 @@
 // SSE upstream for cases 4 and 5 (node lib/sse-upstream.mjs PORT).
 //   GET /sse          200 text/event-stream, one event at once, then the stream ends after CLOSE_MS (10 ms)
 //   GET /sse?hold=1   one event at once, then held open (a comment every 30 s) until the client leaves
+//   GET /sse?n=N      N events written as fast as the client takes them (each res.write is one chunk;
+//                     the next write waits for 'drain' only when the socket pushes back), then the end
+//                     (case 12)
 //   GET /stats        {"open": streams held open now, "served": streams served in all}
 import http from 'node:http';
 
@@ -18,6 +21,19 @@ const server = http.createServer((req, res) => {
   req.resume();
   served++;
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const n = Number(/[?&]n=(\d+)/.exec(req.url)?.[1] ?? 0);
+  if (n > 0) {
+    let sent = 0;
+    const pump = () => {
+      while (sent < n) {
+        sent++;
+        if (!res.write(event)) { res.once('drain', pump); return; }
+      }
+      res.end();
+    };
+    pump();
+    return;
+  }
   res.write(event);
   if (req.url.includes('hold=1')) {
     open++;

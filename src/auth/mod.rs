@@ -61,9 +61,9 @@ pub(crate) struct Authenticator {
     issuers: Vec<Issuer>,
     /// Tokens longer than this are refused before anything else (the same for every issuer).
     max_token_size: usize,
-    /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`. Shared by all issuers: a
-    /// token's digest covers its `iss`, so an entry is only ever consulted for the issuer it was
-    /// decided by.
+    /// Outcomes of earlier checks; `None` when `TOKEN_CACHE_SIZE=0`. Shared by all issuers: an
+    /// entry is keyed by the whole token, which carries its `iss`, so it is only ever consulted for
+    /// the issuer it was decided by.
     cache: Option<token_cache::TokenCache>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Opaque tokens (`TOKEN_VALIDATION=introspect|auto`), asked of the first issuer's endpoint.
@@ -176,14 +176,10 @@ impl Authenticator {
             .keys_or_fetch()
             .await
             .ok_or(Refusal::KeysUnavailable)?;
-        let digest = self
-            .cache
-            .as_ref()
-            .map(|_| token_cache::TokenCache::digest(token));
-        let decided = match self.decide(&issuer.policy, token, digest.as_ref(), &keys) {
+        let decided = match self.decide(&issuer.policy, token, &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
                 match issuer.keys.refresh_after_miss(&keys).await {
-                    Some(fresh) => self.decide(&issuer.policy, token, digest.as_ref(), &fresh),
+                    Some(fresh) => self.decide(&issuer.policy, token, &fresh),
                     None => Err(refusal),
                 }
             }
@@ -205,13 +201,12 @@ impl Authenticator {
         &self,
         policy: &Policy,
         token: &str,
-        digest: Option<&token_cache::TokenDigest>,
         keys: &keys::KeySet,
     ) -> Result<Verified, Refusal> {
         let now = unix_now();
-        match (&self.cache, digest) {
-            (Some(cache), Some(d)) => {
-                if let Some(decided) = cache.lookup(d, keys, policy, now) {
+        match &self.cache {
+            Some(cache) => {
+                if let Some(decided) = cache.lookup(token, keys, policy, now) {
                     self.metrics.cache_hit();
                     self.metrics.decided_by("cache");
                     return decided.map(|verified| Verified {
@@ -221,9 +216,13 @@ impl Authenticator {
                 }
                 self.metrics.cache_miss();
                 self.metrics.decided_by("jwt");
-                cache.remember(*d, token::verify_with_facts(token, keys, policy, now), keys)
+                cache.remember(
+                    token,
+                    token::verify_with_facts(token, keys, policy, now),
+                    keys,
+                )
             }
-            _ => {
+            None => {
                 self.metrics.decided_by("jwt");
                 token::verify(token, keys, policy, now)
             }
