@@ -51,6 +51,22 @@ function accessLog() {
     .filter((l) => l.msg === 'request');
 }
 
+/**
+ * The number of access-log lines once the count has held still for 200 ms. The gate writes its
+ * lines out in batches within 50 ms (src/log_batch.rs), so a count taken right after a request can
+ * miss that request's line, which would then be mistaken for the next test's.
+ */
+async function settledLogLength() {
+  let n = accessLog().length;
+  for (let i = 0; i < 60; i++) {
+    await sleep(200);
+    const now = accessLog().length;
+    if (now === n) return n;
+    n = now;
+  }
+  return n;
+}
+
 /** Waits (up to 3 s) for an access-log line that satisfies `match`; the gate writes it when the response ends. */
 async function logged(match) {
   for (let i = 0; i < 60; i++) {
@@ -84,7 +100,7 @@ test("a client of the second server (ES256) reaches the tools with that server's
   const { header, payload } = decodeJwt(token);
   assert.equal(header.alg, 'ES256');
   assert.equal(payload.iss, machines.issuer);
-  const before = accessLog().length;
+  const before = await settledLogLength();
   const tools = await listToolsWith(token);
   assert.ok(tools.some((t) => t.name === 'get-sum'));
   // The access log names the server whose keys accepted the token.
@@ -95,7 +111,7 @@ test("a client of the second server (ES256) reaches the tools with that server's
 test('a token for this resource from a server the gate does not list is refused as bad_issuer', async () => {
   const token = await clientCredentialsToken(stranger, gate.mcpUrl);
   assert.equal(decodeJwt(token).payload.aud, gate.mcpUrl);
-  const before = accessLog().length;
+  const before = await settledLogLength();
   assert.equal(await statusWith(token), 401);
   const refusal = await logged((l, i) => i >= before && l.status === 401);
   assert.equal(refusal?.reason, 'bad_issuer', JSON.stringify(refusal));
