@@ -22,8 +22,7 @@
 //! - [`limits`] — rate limits per client address, per subject and per subject and tool (GCRA;
 //!   local or Redis).
 //! - [`proxy`] — the streaming reverse proxy to the upstream MCP server.
-//! - [`logging`] and [`metrics`] — JSON logs (written out in batches by [`log_batch`]), Prometheus
-//!   counters and histograms.
+//! - [`logging`] and [`metrics`] — JSON logs, Prometheus counters and histograms.
 //! - [`telemetry`] — OpenTelemetry traces (`OTEL_*`): request spans, W3C Trace Context, OTLP export.
 //! - [`check`] — `mcp-gate check`: discovery as a client sees it, and the start-up self-check.
 
@@ -33,7 +32,6 @@ pub mod cli;
 pub mod config;
 pub(crate) mod http;
 pub(crate) mod limits;
-pub(crate) mod log_batch;
 pub(crate) mod logging;
 pub mod metrics;
 pub mod policy;

@@ -17,34 +17,26 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. `level` is one of error/warn/info/debug/trace.
 ///
-/// Lines go to stdout through [`crate::log_batch`]: appended to a buffer a background thread writes
-/// out in batches, so a busy gate makes one `write` per batch and no thread wake-up per request. It
-/// is not lossy: when stdout falls behind, logging waits rather than dropping access-log lines. Keep
-/// the returned guard alive until exit: dropping it writes out what is queued. `None` when the
-/// writer thread could not be started; the lines then go to stdout directly.
-pub fn init(level: &str, format: LogFormat) -> Option<crate::log_batch::FlushGuard> {
+/// Lines go to stdout through a background writer thread that batches them, so a busy gate makes one
+/// `write` per batch instead of one per request. It is not lossy: when the queue is full, logging
+/// waits rather than dropping access-log lines. Keep the returned guard alive until exit: dropping
+/// it flushes what is queued.
+pub fn init(level: &str, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("mcp-gate-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     // Our own events at `level`; the libraries we use only when they have something to warn about.
     let filter = EnvFilter::new(format!("warn,mcp_gate={level}"));
-    let (guard, result) = match crate::log_batch::BatchWriter::new(std::io::stdout()) {
-        Ok((writer, guard)) => {
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(writer);
-            let result = match format {
-                LogFormat::Json => builder.event_format(JsonLine).try_init(),
-                LogFormat::Pretty => builder.try_init(),
-            };
-            (Some(guard), result)
-        }
-        Err(e) => {
-            eprintln!("mcp-gate: no log writer thread ({e}); logging to stdout directly");
-            let builder = tracing_subscriber::fmt().with_env_filter(filter);
-            let result = match format {
-                LogFormat::Json => builder.event_format(JsonLine).try_init(),
-                LogFormat::Pretty => builder.try_init(),
-            };
-            (None, result)
-        }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = match format {
+        LogFormat::Json => builder.event_format(JsonLine).try_init(),
+        LogFormat::Pretty => builder.try_init(),
     };
     // Already installed (tests start several gates in one process): keep the first.
     let _ = result;
