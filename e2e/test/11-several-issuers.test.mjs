@@ -53,8 +53,8 @@ function accessLog() {
 
 /**
  * The number of access-log lines once the count has held still for 200 ms. The gate writes its
- * lines out in batches within 50 ms (src/log_batch.rs), so a count taken right after a request can
- * miss that request's line, which would then be mistaken for the next test's.
+ * lines from a background thread, so a count taken right after a request can miss that request's
+ * line, which would then be mistaken for the next test's.
  */
 async function settledLogLength() {
   let n = accessLog().length;
