@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::metrics::Metrics;
 
@@ -78,14 +78,8 @@ impl SharedReplay {
         iat_window: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<SharedReplay, redis::RedisError> {
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
         Ok(SharedReplay {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            connection: crate::limits::redis::lazy_connection(&settings.url, settings.timeout)?,
             timeout: settings.timeout,
             ttl_ms: (iat_window.as_millis() as u64).saturating_mul(2).max(1),
             on_failure: settings.on_failure,

@@ -47,6 +47,30 @@ impl SenderConstraint {
         }
     }
 
+    /// The DPoP rules, with the replay store the replicas share when `DPOP_REPLAY_STORE=redis`.
+    pub fn configured(
+        settings: &DpopSettings,
+        resource: &url::Url,
+        metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    ) -> SenderConstraint {
+        let sender = SenderConstraint::new(settings, resource);
+        let Some(shared) = &settings.shared_replay else {
+            return sender;
+        };
+        match SharedReplay::new(shared, settings.iat_window, metrics.clone()) {
+            Ok(shared) => {
+                shared.warm_up();
+                sender.with_shared_replay(shared)
+            }
+            // The URL was validated with the same parser at start; should it still fail, replays
+            // are refused per replica.
+            Err(e) => {
+                tracing::error!(error = %e, "DPOP_REPLAY_STORE=redis cannot be used; DPoP replays are refused per replica");
+                sender
+            }
+        }
+    }
+
     /// Adds the replay store shared by the replicas.
     pub fn with_shared_replay(self, shared: SharedReplay) -> SenderConstraint {
         SenderConstraint {

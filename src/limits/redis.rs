@@ -36,6 +36,22 @@ end
 return {0, backlog}
 ";
 
+/// A connection that sends nothing until first used (so the gate starts while Redis is down), each
+/// call bounded by `timeout`, reconnecting in the background. Shared by every Redis store the gate
+/// has (rate limits, the DPoP replay store).
+pub(crate) fn lazy_connection(
+    url: &str,
+    timeout: Duration,
+) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, config)
+}
+
 /// Redis could not decide in time (down, slow, or answered with an error).
 #[derive(Debug, thiserror::Error)]
 #[error("the rate-limit store did not answer: {0}")]
@@ -60,14 +76,8 @@ impl RedisStore {
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<RedisStore, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
         Ok(RedisStore {
-            connection: ConnectionManager::new_lazy_with_config(client, config)?,
+            connection: lazy_connection(url, timeout)?,
             script: redis::Script::new(GCRA_SCRIPT),
             timeout,
             down: AtomicBool::new(false),

@@ -27,7 +27,6 @@ use hyper::body::Incoming;
 
 use crate::auth::bearer::{self, Scheme};
 use crate::auth::challenge::Challenges;
-use crate::auth::dpop_replay_shared::SharedReplay;
 use crate::auth::exchange::Exchanger;
 use crate::auth::key_cache::{KeyCache, KeyCacheSettings, KeySource};
 use crate::auth::sender::SenderConstraint;
@@ -129,7 +128,11 @@ impl Gate {
                 metrics.clone(),
             ));
         }
-        let auth = auth.with_sender_constraint(sender_constraint(config, &metrics));
+        let auth = auth.with_sender_constraint(SenderConstraint::configured(
+            &config.dpop,
+            &config.resource,
+            &metrics,
+        ));
         let exchange = config.exchange.as_ref().map(|settings| {
             Exchanger::new(
                 settings.clone(),
@@ -421,26 +424,6 @@ impl Gate {
             audit.finish(record, response.status().as_u16(), &self.metrics);
         }
         response
-    }
-}
-
-/// The DPoP rules, with the replay store the replicas share when there is one.
-fn sender_constraint(config: &Config, metrics: &Arc<Metrics>) -> SenderConstraint {
-    let sender = SenderConstraint::new(&config.dpop, &config.resource);
-    let Some(settings) = &config.dpop.shared_replay else {
-        return sender;
-    };
-    match SharedReplay::new(settings, config.dpop.iat_window, metrics.clone()) {
-        Ok(shared) => {
-            shared.warm_up();
-            sender.with_shared_replay(shared)
-        }
-        // The URL was validated with the same parser at start; should it still fail, replays are
-        // refused per replica.
-        Err(e) => {
-            tracing::error!(error = %e, "DPOP_REPLAY_STORE=redis cannot be used; DPoP replays are refused per replica");
-            sender
-        }
     }
 }
 
