@@ -5,6 +5,9 @@
 //! without unwrapping nested objects.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::NonBlocking;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -37,14 +40,57 @@ pub fn init(level: &str, format: LogFormat) -> tracing_appender::non_blocking::W
     let filter = EnvFilter::new(format!("warn,mcp_gate={level}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     let result = match format {
         LogFormat::Json => builder.event_format(JsonLine).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     // Already installed (tests start several gates in one process): keep the first.
-    let _ = result;
+    if result.is_ok() && format == LogFormat::Json && matches!(level, "info" | "debug" | "trace") {
+        let _ = ACCESS_WRITER.set(writer);
+    }
     guard
+}
+
+/// The writer access-log lines go to directly, set when they are JSON and `LOG_LEVEL` lets them
+/// through. It is the same channel as every other line, so lines keep their order.
+static ACCESS_WRITER: OnceLock<NonBlocking> = OnceLock::new();
+
+/// Where to write a JSON access-log line, or `None` to hand the event to `tracing` (pretty format,
+/// a level that drops it, or no subscriber installed by us, as in tests).
+pub(crate) fn access_writer() -> Option<&'static NonBlocking> {
+    ACCESS_WRITER.get()
+}
+
+/// Appends `s` to `out` as a JSON string literal (RFC 8259 §7), byte for byte what
+/// [`write_json_string`] writes.
+pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        if escaped.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(escaped);
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 /// Formats an event as one flat JSON object.
@@ -145,7 +191,7 @@ impl<W: Write> Visit for JsonFields<'_, W> {
 }
 
 /// `s` as a JSON string literal (RFC 8259 §7).
-fn write_json_string<W: Write + ?Sized>(w: &mut W, s: &str) -> std::fmt::Result {
+pub(crate) fn write_json_string<W: Write + ?Sized>(w: &mut W, s: &str) -> std::fmt::Result {
     w.write_str("\"")?;
     JsonEscaped(w).write_str(s)?;
     w.write_str("\"")
@@ -198,6 +244,23 @@ mod tests {
             write_json_string(&mut out, s).unwrap();
             let back: String = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
             assert_eq!(back, s, "{out}");
+        }
+    }
+
+    #[test]
+    fn the_byte_escaper_writes_what_the_fmt_escaper_writes() {
+        let all_ascii: String = (0u8..0x80).map(char::from).collect();
+        for s in [
+            "",
+            "plain",
+            "a\"b\\c\n\u{0}\u{1f}\u{7f}é🚀",
+            all_ascii.as_str(),
+        ] {
+            let mut expected = String::new();
+            write_json_string(&mut expected, s).unwrap();
+            let mut out = Vec::new();
+            push_json_string(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
     }
 
