@@ -210,7 +210,10 @@ impl Proxy {
                 .headers
                 .insert(X_ACCEL_BUFFERING.clone(), HeaderValue::from_static("no"));
         }
-        Ok(Response::from_parts(parts, ResponseBody::Upstream(body)))
+        Ok(Response::from_parts(
+            parts,
+            ResponseBody::Upstream(crate::http::coalesce::Coalesce::new(body)),
+        ))
     }
 }
 

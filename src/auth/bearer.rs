@@ -147,22 +147,29 @@ fn b64token(rest: &str) -> Result<&str, Refusal> {
 /// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    // One table lookup per byte: this runs over every byte of every token on every request.
-    !body.is_empty() && body.bytes().all(|b| B64TOKEN[b as usize])
+    // This runs over every byte of every token on every request (about 1 KiB): a branch-free test
+    // over 64-byte blocks lets the compiler use vector compares; stopping at the first bad byte
+    // (or a table lookup per byte) does not, and cost several times more.
+    !body.is_empty()
+        && body
+            .as_bytes()
+            .chunks(64)
+            .all(|block| block.iter().fold(true, |ok, &b| ok & b64token_byte(b)))
 }
 
-/// The bytes allowed in a b64token before its `=` padding.
-static B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] =
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-        b += 1;
-    }
-    table
-};
+/// Whether `b` may appear in a b64token before its `=` padding.
+#[inline(always)]
+fn b64token_byte(b: u8) -> bool {
+    let lower = b | 0x20;
+    (lower.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
+}
 
 fn has_access_token(query: &str) -> bool {
     !query.is_empty()
@@ -187,6 +194,31 @@ mod tests {
     }
 
     #[test]
+    fn b64token_bytes_are_exactly_rfc_6750s() {
+        for b in 0..=255u8 {
+            let expected =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            assert_eq!(b64token_byte(b), expected, "byte {b:#04x}");
+        }
+        // A bad byte anywhere in a long token, in any 64-byte block, is found.
+        let good = "aZ09-._~+/".repeat(30);
+        assert!(is_b64token(&good));
+        assert!(is_b64token(&format!("{good}==")));
+        for at in [0, 1, 63, 64, 65, 150, good.len() - 1] {
+            for bad in [b' ', b'=', b'"', b',', 0x7f, 0x80] {
+                if bad == b'=' && at == good.len() - 1 {
+                    continue; // trailing `=` is padding
+                }
+                let mut token = good.clone().into_bytes();
+                token[at] = bad;
+                let token = String::from_utf8_lossy(&token).into_owned();
+                assert!(!is_b64token(&token), "{bad:#04x} at {at}");
+            }
+        }
+        assert!(!is_b64token("=="));
+    }
+
+    #[test]
     fn the_scheme_is_case_insensitive() {
         for v in [
             "Bearer abc.def.ghi",
@@ -195,18 +227,6 @@ mod tests {
             "bEaReR abc.def.ghi",
         ] {
             assert_eq!(run(&[v.as_bytes()], None).unwrap(), "abc.def.ghi", "{v}");
-        }
-    }
-
-    #[test]
-    fn the_table_admits_exactly_the_b64token_characters() {
-        let allowed = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
-        for b in 0..=255u8 {
-            assert_eq!(
-                B64TOKEN[b as usize],
-                allowed.as_bytes().contains(&b),
-                "byte {b}"
-            );
         }
     }
 

@@ -11,12 +11,15 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::http::coalesce::Coalesce;
+
 /// A response body.
 pub enum ResponseBody {
     /// A complete body built by the gate (metadata, challenges, errors).
     Full(Full<Bytes>),
-    /// The upstream's body, streamed frame by frame as it arrives.
-    Upstream(Incoming),
+    /// The upstream's body, streamed as it arrives (small frames that arrive together are sent
+    /// together: [`Coalesce`]).
+    Upstream(Coalesce<Incoming>),
     /// The upstream's body rewritten as it streams (a filtered `tools/list` SSE stream): boxed,
     /// since only that rare path pays for it.
     Rewritten(UnsyncBoxBody<Bytes, hyper::Error>),

@@ -14,6 +14,7 @@
 pub mod access_log;
 pub mod body;
 pub mod client;
+pub mod coalesce;
 pub mod cors;
 pub mod error;
 pub mod forwarded;

@@ -1,5 +1,6 @@
 //! Streams: SSE events reach the client as the upstream sends them, a client hanging up closes the
-//! upstream stream, and shutdown drains within its timeout even with a stream open.
+//! upstream stream, shutdown drains within its timeout even with a stream open, and a burst of small
+//! events is passed on whole and in order, in fewer, merged chunks.
 
 use std::time::Duration;
 
@@ -73,5 +74,43 @@ async fn shutdown_drains_within_the_timeout_even_with_an_open_stream() {
     assert!(
         took >= Duration::from_millis(400),
         "waited for the open stream: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_small_events_arrives_whole_in_order_and_merged() {
+    let faulty = FaultyUpstream::start().await;
+    let key = TestKey::rsa("k1", 2048);
+    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+    let unused = TestUpstream::start().await;
+    let gate = TestGate::start(&idp, &unused, &[("UPSTREAM_URL", &faulty.url())]).await;
+    gate.wait_ready().await;
+    let token = key.token(&claims(&idp.issuer, &gate.resource()));
+    let mut response = open(
+        Method::GET,
+        &gate.url("/sse-burst"),
+        &[
+            ("authorization", &bearer(&token)),
+            ("accept", "text/event-stream"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = response.body_mut();
+    let mut received = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = next_chunk(body, Duration::from_secs(5)).await {
+        received.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    let expected: String = (0..BURST_EVENTS)
+        .map(|i| format!("data: {i}\n\n"))
+        .collect();
+    assert_eq!(String::from_utf8(received).unwrap(), expected);
+    // The upstream wrote its 2,000 chunks in one write: the gate passes on what arrived together as
+    // merged chunks (a write each), not one chunk (and one write) per event.
+    assert!(
+        chunks <= BURST_EVENTS / 10,
+        "{chunks} chunks for {BURST_EVENTS} events"
     );
 }

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How many events `/sse-burst` sends.
+pub const BURST_EVENTS: usize = 2_000;
+
 /// An upstream that misbehaves at the TCP/HTTP level, chosen by the request path:
 /// - `/reset`: resets the connection without answering.
 /// - `/close`: closes the connection without answering.
@@ -12,6 +15,7 @@ use super::*;
 /// - `/truncated`: promises 1000 bytes, sends 10, then resets.
 /// - `/sse`: an SSE stream that sends one event, then nothing until the gate closes the connection.
 /// - `/sse-reset`: an SSE stream that sends one event, then resets.
+/// - `/sse-burst`: an SSE stream of [`BURST_EVENTS`] events, each its own chunk, all in one write.
 /// - anything else: a small 200.
 pub struct FaultyUpstream {
     pub addr: SocketAddr,
@@ -157,6 +161,19 @@ async fn faulty_connection(
                     .await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 return reset(stream);
+            }
+            "/sse-burst" => {
+                let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for i in 0..BURST_EVENTS {
+                    let event = format!("data: {i}\n\n");
+                    response
+                        .extend_from_slice(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+                }
+                response.extend_from_slice(b"0\r\n\r\n");
+                let _ = stream.write_all(&response).await;
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
             }
             "/sse" | "/sse-reset" => {
                 let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
