@@ -184,3 +184,4 @@ fn a_bad_policy_exits_2_naming_policy_file_the_rule_and_why() {
 }
 
 mod logs;
+mod tls_upstream;
