@@ -1,4 +1,4 @@
-//! An https `UPSTREAM_URL`: the gate's pooled connections speak TLS to it, verified against the
+//! An https `UPSTREAM_URL`: the gate's upstream connections speak TLS to it, verified against the
 //! system's roots (here `SSL_CERT_FILE`, which only the spawned binary's environment can set), and
 //! are reused across requests.
 
