@@ -141,6 +141,11 @@ impl Authenticator {
     }
 
     /// Decides on a request from its method, URI and headers.
+    ///
+    /// The common case (keys loaded, a Bearer token decided from the cache or by its signature)
+    /// awaits nothing. The waits that are rare (introspection, a JWKS fetch, a shared DPoP replay
+    /// store) are boxed: an `async fn` is as large as everything it may await, and this future
+    /// is part of every request's, created and moved on every request.
     pub async fn check(
         &self,
         method: &http::Method,
@@ -161,8 +166,8 @@ impl Authenticator {
                 // Configuration admits introspection with exactly one issuer: an opaque token
                 // cannot say whose it is.
                 let issuer = &self.issuers[0];
-                return introspector
-                    .check(token, &issuer.policy, unix_now())
+                // Boxed, like every rare wait below: see [`Authenticator::check`].
+                return Box::pin(introspector.check(token, &issuer.policy, unix_now()))
                     .await
                     .map(|verified| Verified {
                         issuer: Some(issuer.name.clone()),
@@ -171,14 +176,15 @@ impl Authenticator {
             }
         }
         let issuer = self.issuer_for(token)?;
-        let keys = issuer
-            .keys
-            .keys_or_fetch()
-            .await
-            .ok_or(Refusal::KeysUnavailable)?;
+        let keys = match issuer.keys.current() {
+            Some(keys) => keys,
+            None => Box::pin(issuer.keys.keys_or_fetch())
+                .await
+                .ok_or(Refusal::KeysUnavailable)?,
+        };
         let decided = match self.decide(&issuer.policy, token, &keys) {
             Err(refusal) if refusal.may_be_key_rotation() => {
-                match issuer.keys.refresh_after_miss(&keys).await {
+                match Box::pin(issuer.keys.refresh_after_miss(&keys)).await {
                     Some(fresh) => self.decide(&issuer.policy, token, &fresh),
                     None => Err(refusal),
                 }

@@ -143,7 +143,8 @@ impl SenderConstraint {
         }
         match &self.shared {
             None => Ok(()),
-            Some(shared) => match shared.first_use(&key).await {
+            // Boxed: a Redis call's future is large; see `Authenticator::check`.
+            Some(shared) => match Box::pin(shared.first_use(&key)).await {
                 SharedVerdict::FirstUse | SharedVerdict::Unavailable(ReplayFailure::Local) => {
                     Ok(())
                 }

@@ -246,7 +246,9 @@ impl RateLimiter {
         let now = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let verdict = match &self.redis {
             None => local(now),
-            Some((store, on_failure)) => match store.check(&quota, &redis_key()).await {
+            // Boxed: a Redis call's future is large, and every request's future would carry its
+            // size (and move it) even with no Redis configured.
+            Some((store, on_failure)) => match Box::pin(store.check(&quota, &redis_key())).await {
                 Ok(verdict) => verdict,
                 Err(_) => match on_failure {
                     FailureMode::Local => local(now),

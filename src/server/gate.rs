@@ -238,8 +238,10 @@ impl Gate {
             None => self.route(request, client, &mut record).await,
             Some(trace) => {
                 use opentelemetry::context::FutureExt;
+                // Boxed: with two arms awaiting two different futures of the route, this future
+                // held both (twice a request's whole state, created and moved on every request).
                 let route = self.route(request, client, &mut record);
-                route.with_context(trace.context()).await
+                Box::pin(route.with_context(trace.context())).await
             }
         };
         record.status = response.status().as_u16();
@@ -374,7 +376,9 @@ impl Gate {
         let version = request.version();
         let (mut request, mut audit) = match &self.policy {
             None => (request.map(RequestBody::Streamed), None),
-            Some(policy) => match policy.enforce(request, claims).await {
+            // Boxed, as each optional step below: a step's future is part of every request's
+            // (created and moved each time) unless it is boxed, and these are large.
+            Some(policy) => match Box::pin(policy.enforce(request, claims)).await {
                 Verdict::Forward(request, audit) => (request, audit),
                 Verdict::Refuse(refused) => {
                     record.outcome = Outcome::Refused;
@@ -393,7 +397,9 @@ impl Gate {
         };
         if let Some(inspected) = audit.as_mut() {
             let tools = limits::tool::counted(inspected.body());
-            if let Err((refused, tool)) = self.limits.check_tools(tool_subject, tools).await {
+            if let Err((refused, tool)) =
+                Box::pin(self.limits.check_tools(tool_subject, tools)).await
+            {
                 let response = refused.respond_to_calls(inspected.body(), tool);
                 inspected.rate_limited();
                 return tool_limited(refused, response, audit, record, &self.metrics);
@@ -401,7 +407,7 @@ impl Gate {
         }
         // After the rules: a refused request costs no exchange.
         if let Some(exchanger) = &self.exchange {
-            let (took, outcome) = exchanger.authorize(&mut request, claims).await;
+            let (took, outcome) = Box::pin(exchanger.authorize(&mut request, claims)).await;
             record.exchange_ms = took.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
             if let Err(e) = outcome {
                 let response = record.fail(e, version);
@@ -420,7 +426,7 @@ impl Gate {
         }
         let mut response = response.unwrap_or_else(|e| record.fail(e, version));
         if let Some(mut audit) = audit {
-            response = audit.filter(response).await;
+            response = Box::pin(audit.filter(response)).await;
             audit.finish(record, response.status().as_u16(), &self.metrics);
         }
         response
