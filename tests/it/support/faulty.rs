@@ -180,7 +180,8 @@ async fn faulty_connection(
                 if stream.write_all(head).await.is_err() {
                     return;
                 }
-                let event = b"e\r\ndata: event\n\n\r\n";
+                // 13 bytes of event: chunk size d.
+                let event = b"d\r\ndata: event\n\n\r\n";
                 let _ = stream.write_all(event).await;
                 if path == "/sse-reset" {
                     tokio::time::sleep(Duration::from_millis(20)).await;
