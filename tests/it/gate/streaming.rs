@@ -79,20 +79,11 @@ async fn shutdown_drains_within_the_timeout_even_with_an_open_stream() {
 
 #[tokio::test]
 async fn a_burst_of_small_events_arrives_whole_in_order_and_merged() {
-    let faulty = FaultyUpstream::start().await;
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let unused = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &unused, &[("UPSTREAM_URL", &faulty.url())]).await;
-    gate.wait_ready().await;
-    let token = key.token(&claims(&idp.issuer, &gate.resource()));
+    let s = FaultyStack::start(&[]).await;
     let mut response = open(
         Method::GET,
-        &gate.url("/sse-burst"),
-        &[
-            ("authorization", &bearer(&token)),
-            ("accept", "text/event-stream"),
-        ],
+        &s.gate.url("/sse-burst"),
+        &[("authorization", &s.auth), ("accept", "text/event-stream")],
     )
     .await;
     assert_eq!(response.status(), 200);

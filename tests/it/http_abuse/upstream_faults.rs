@@ -12,21 +12,8 @@ use super::*;
 
 #[tokio::test]
 async fn upstream_faults_give_502_or_504_or_a_cut_stream_and_the_gate_keeps_serving() {
-    let faulty = FaultyUpstream::start().await;
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let unused = TestUpstream::start().await;
-    let gate = TestGate::start(
-        &idp,
-        &unused,
-        &[
-            ("UPSTREAM_URL", &faulty.url()),
-            ("UPSTREAM_TIMEOUT", "300ms"),
-        ],
-    )
-    .await;
-    gate.wait_ready().await;
-    let auth = bearer(&key.token(&claims(&idp.issuer, &gate.resource())));
+    let stack = FaultyStack::start(&[("UPSTREAM_TIMEOUT", "300ms")]).await;
+    let (gate, auth) = (&stack.gate, stack.auth.clone());
     for (path, status) in [
         ("/reset", 502),
         ("/close", 502),
@@ -79,21 +66,8 @@ async fn upstream_faults_give_502_or_504_or_a_cut_stream_and_the_gate_keeps_serv
 
 #[tokio::test]
 async fn a_thousand_upstream_faults_leak_no_file_descriptors_connections_or_tasks() {
-    let faulty = FaultyUpstream::start().await;
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let unused = TestUpstream::start().await;
-    let gate = TestGate::start(
-        &idp,
-        &unused,
-        &[
-            ("UPSTREAM_URL", &faulty.url()),
-            ("UPSTREAM_TIMEOUT", "200ms"),
-        ],
-    )
-    .await;
-    gate.wait_ready().await;
-    let auth = bearer(&key.token(&claims(&idp.issuer, &gate.resource())));
+    let stack = FaultyStack::start(&[("UPSTREAM_TIMEOUT", "200ms")]).await;
+    let (faulty, gate, auth) = (&stack.faulty, &stack.gate, stack.auth.clone());
     let faults = [
         "/reset",
         "/close",
@@ -177,13 +151,8 @@ async fn a_thousand_upstream_faults_leak_no_file_descriptors_connections_or_task
 
 #[tokio::test]
 async fn a_client_leaving_mid_sse_closes_the_upstream_connection_within_a_second() {
-    let faulty = FaultyUpstream::start().await;
-    let key = TestKey::rsa("k1", 2048);
-    let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
-    let unused = TestUpstream::start().await;
-    let gate = TestGate::start(&idp, &unused, &[("UPSTREAM_URL", &faulty.url())]).await;
-    gate.wait_ready().await;
-    let auth = bearer(&key.token(&claims(&idp.issuer, &gate.resource())));
+    let stack = FaultyStack::start(&[]).await;
+    let (faulty, gate, auth) = (&stack.faulty, &stack.gate, stack.auth.clone());
     for _ in 0..3 {
         let mut closures = faulty.closures();
         let mut response = open(Method::GET, &gate.url("/sse"), &[("authorization", &auth)]).await;

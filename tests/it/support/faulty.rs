@@ -79,6 +79,38 @@ impl FaultyUpstream {
     }
 }
 
+/// A ready gate in front of a [`FaultyUpstream`] (`extra` settings after `UPSTREAM_URL`), and an
+/// `Authorization` value it accepts.
+pub struct FaultyStack {
+    pub faulty: FaultyUpstream,
+    pub gate: TestGate,
+    pub auth: String,
+    _idp: TestIdp,
+    _unused: TestUpstream,
+}
+
+impl FaultyStack {
+    pub async fn start(extra: &[(&str, &str)]) -> FaultyStack {
+        let faulty = FaultyUpstream::start().await;
+        let key = TestKey::rsa("k1", 2048);
+        let idp = TestIdp::start(JwksBehaviour::Serve(jwks(&[&key]))).await;
+        let unused = TestUpstream::start().await;
+        let url = faulty.url();
+        let mut settings = vec![("UPSTREAM_URL", url.as_str())];
+        settings.extend_from_slice(extra);
+        let gate = TestGate::start(&idp, &unused, &settings).await;
+        gate.wait_ready().await;
+        let auth = bearer(&key.token(&claims(&idp.issuer, &gate.resource())));
+        FaultyStack {
+            faulty,
+            gate,
+            auth,
+            _idp: idp,
+            _unused: unused,
+        }
+    }
+}
+
 /// Reads a request head byte by byte (so nothing after it is consumed), up to the blank line;
 /// `None` when the connection ends first. For upstreams that misbehave on purpose.
 pub async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
